@@ -11,6 +11,10 @@
   holds its lock around the protected call, so its calls run one at a time (a batch takes
   about 8x longer); ours holds its lock only for its bookkeeping. The ``ours/s`` column is
   batches per second.
+- Shared state on Redis (a redis-server of our own, see ``_redis.py``): a closed-state call
+  through a breaker whose state lives on Redis (``state_storage=``: one round trip per
+  ``sync_interval``, 0.5 s) beside pybreaker with ``CircuitRedisStorage`` (round trips on
+  every call).
 - asyncio: ``await br.acall(anoop)`` beside a bare ``await anoop()`` (pybreaker has no asyncio
   path: its decorator on an ``async def`` only sees the coroutine object being created), a
   batch of awaits per ``loop.run_until_complete`` on one loop. The ratio is our overhead.
@@ -29,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pybreaker
 
 from _harness import Case
+from _redis import redis_url
 from phoenixkit.breaker import CircuitBreaker, CircuitOpenError
 
 THREADS = 8
@@ -196,10 +201,41 @@ def _async_case(loop: asyncio.AbstractEventLoop) -> Case:
     )
 
 
+def _shared_case(url: str) -> Case:
+    import redis
+
+    ours = CircuitBreaker("bench-shared", state_storage=url)
+    client = redis.Redis.from_url(url)  # pybreaker's storage wants decode_responses off
+    storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace="bench")
+    peer = pybreaker.CircuitBreaker(name="bench-shared", state_storage=storage)
+    ours.call(noop)
+    peer.call(noop)
+    if ours.stats().storage_calls < 1 or ours.stats().storage_errors:
+        raise RuntimeError(f"our breaker did not reach its shared state: {ours.stats()}")
+    _check_closed(ours, peer, 1)
+    ours_call, peer_call = ours.call, peer.call
+
+    def ours_one() -> object:
+        return ours_call(noop)
+
+    def peer_one() -> object:
+        return peer_call(noop)
+
+    return Case(
+        "shared state on Redis: closed br.call(noop)",
+        ours_one,
+        "pybreaker CircuitRedisStorage",
+        peer_one,
+        "calls",
+    )
+
+
 def cases(quick: bool) -> Iterator[Case]:
     """A generator: the thread pool and the event loop live until the last case is done."""
     yield from _call_cases()
     yield _rejection_case()
+    with redis_url() as url:
+        yield _shared_case(url)
     loop = asyncio.new_event_loop()
     try:
         with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="bench-breaker") as pool:

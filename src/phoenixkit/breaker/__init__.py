@@ -21,6 +21,7 @@ from phoenixkit.breaker.core import (
     OPEN,
     BreakerConfig,
 )
+from phoenixkit.breaker.shared import RedisBreakerState
 
 __all__ = [
     "CLOSED",
@@ -32,5 +33,6 @@ __all__ = [
     "BreakerStats",
     "CircuitBreaker",
     "CircuitOpenError",
+    "RedisBreakerState",
     "StateView",
 ]

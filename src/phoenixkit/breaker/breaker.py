@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import math
 import random as _random
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,12 +33,15 @@ from phoenixkit.breaker.core import (
     Permit,
     Transition,
 )
-from phoenixkit.errors import ConfigurationError, PhoenixError
+from phoenixkit.breaker.shared import RedisBreakerState, SharedView
+from phoenixkit.errors import BackendError, ConfigurationError, PhoenixError
 
 __all__ = ["BreakerStats", "CircuitBreaker", "CircuitOpenError", "StateView"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_log = logging.getLogger("phoenixkit.breaker")
+Pending = tuple[Any, ...]  # a call to make on the shared state: (op, *args)
 
 
 class CircuitOpenError(PhoenixError, pybreaker.CircuitBreakerError):
@@ -89,6 +94,9 @@ class BreakerStats:
     window_calls: int
     failure_rate: float
     slow_call_rate: float
+    storage_calls: int = 0  # round trips to the shared state (0 without one)
+    storage_errors: int = 0  # of which failed
+    storage_degraded: bool = False  # deciding locally because the shared state failed
 
 
 class CircuitBreaker:
@@ -101,6 +109,13 @@ class CircuitBreaker:
     ``CircuitBreakerListener`` objects (``before_call``, ``success``, ``failure``,
     ``state_change``); a listener that raises is ignored. ``clock`` and ``random`` are
     injectable for tests.
+
+    ``state_storage`` (a `RedisBreakerState`, or a Redis URL or client to build one) shares
+    the state with every breaker of the same name: one process opening the circuit opens it
+    for all (within ``sync_interval`` seconds), and only ``half_open_max_calls`` probes run
+    across the fleet. When the shared state fails, ``on_storage_error="local"`` decides in
+    this process alone until it is back (logged once, counted in stats); ``"raise"`` lets
+    the `~phoenixkit.errors.BackendUnavailableError` out of the call.
     """
 
     def __init__(
@@ -124,6 +139,9 @@ class CircuitBreaker:
         failure_predicate: Callable[[BaseException], bool] | None = None,
         result_predicate: Callable[[Any], bool] | None = None,
         listeners: Iterable[Any] = (),
+        state_storage: RedisBreakerState | str | Any | None = None,
+        sync_interval: float = 0.5,
+        on_storage_error: str = "local",
         clock: Clock = monotonic_clock,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -151,10 +169,34 @@ class CircuitBreaker:
         self.listeners: list[Any] = list(listeners)
         self.clock = clock
         self._core = BreakerCore(self.config, random=random)
+        self._random = random
         self._lock = threading.Lock()
         self._calls = self._successes = self._failures = self._slow = 0
         self._ignored = self._rejected = self._transitions = 0
         self._fast_calls = itertools.count()  # calls admitted without the lock (next() is atomic)
+        self._shared: RedisBreakerState | None = None
+        if isinstance(sync_interval, bool) or not isinstance(sync_interval, (int, float)):
+            raise ConfigurationError(f"sync_interval must be a number, got {sync_interval!r}")
+        if not 0 < sync_interval < math.inf:
+            raise ConfigurationError(f"sync_interval must be > 0 seconds, got {sync_interval!r}")
+        if on_storage_error not in ("local", "raise"):
+            raise ConfigurationError(
+                f"on_storage_error must be 'local' or 'raise', got {on_storage_error!r}"
+            )
+        self.sync_interval = float(sync_interval)
+        self.on_storage_error = on_storage_error
+        if state_storage is not None:
+            self._shared = (
+                state_storage
+                if isinstance(state_storage, RedisBreakerState)
+                else RedisBreakerState(state_storage)
+            )
+            self._core.follower = True
+        self._next_sync = -math.inf  # when to look at the shared state again
+        self._hold_until = -math.inf  # every shared probe taken: reject here until then
+        self._shared_gen: int | None = None
+        self._degraded = False
+        self._storage_calls = self._storage_errors = 0
 
     @staticmethod
     def _exception_types(
@@ -170,7 +212,12 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
-        """``"closed"``, ``"open"``, ``"half-open"``, ``"forced-open"`` or ``"disabled"``."""
+        """``"closed"``, ``"open"``, ``"half-open"``, ``"forced-open"`` or ``"disabled"``.
+
+        With shared state, this process's view: looked up on Redis when it is older than
+        ``sync_interval`` (async code: ``await arefresh()`` first)."""
+        if self._shared is not None and self.clock() >= self._next_sync:
+            self.refresh()
         with self._lock:
             events = self._core.poll(self.clock())
             state = self._core.state
@@ -179,10 +226,30 @@ class CircuitBreaker:
 
     current_state = state  # pybreaker's name
 
+    def refresh(self) -> str:
+        """Look at the shared state now (without one: just the state); returns the state."""
+        if self._shared is not None:
+            self._follow(("sync",))
+        return self._core.state
+
+    async def arefresh(self) -> str:
+        """`refresh` for asyncio callers."""
+        if self._shared is not None:
+            await self._afollow(("sync",))
+        return self._core.state
+
     def _force(self, state: str) -> None:
+        if self._shared is not None and self._remote_force(state):
+            return
         with self._lock:
             events = self._core.force(state, self.clock())
         self._announce(events)
+
+    def _remote_force(self, state: str) -> bool:
+        view = self._remote("force", state)
+        if view is not None:
+            self._settle(view, acquired=False)
+        return view is not None
 
     def close(self) -> None:
         """Close the circuit and forget the window (pybreaker's ``close``)."""
@@ -214,9 +281,11 @@ class CircuitBreaker:
 
     # Calls --------------------------------------------------------------------------------
 
-    def _admit(self, fn: Any, args: Any, kwargs: Any) -> tuple[Permit, float]:
+    def _admit(
+        self, fn: Any, args: Any, kwargs: Any, view: SharedView | None = None
+    ) -> tuple[Permit, float]:
         core = self._core
-        if core.state == CLOSED and not self.listeners:
+        if view is None and core.state == CLOSED and not self.listeners:
             # The hot path takes no lock: reading the state and its permit is atomic under
             # the GIL, and a call admitted just as the circuit opens carries the old
             # generation, so its outcome is not counted against the new state.
@@ -228,10 +297,15 @@ class CircuitBreaker:
             return fast, now
         with self._lock:  # the clock is read under the lock: the core sees time in order
             now = self.clock()
-            permit, events = core.acquire(now)
+            if view is None:
+                permit, events = core.acquire(now)
+            else:
+                permit, events = self._adopt(view, now, acquired=True)
             if permit is None:
                 self._rejected += 1
                 state, retry = core.state, core.retry_after(now)
+                if core.follower and state == HALF_OPEN:
+                    retry = max(0.0, self._hold_until - now)
             else:
                 self._calls += 1
         if events:
@@ -245,7 +319,8 @@ class CircuitBreaker:
 
     def _outcome(
         self, permit: Permit, started: float, exc: BaseException | None, result: Any
-    ) -> None:
+    ) -> Pending | None:
+        """Record a call's outcome; returns what the shared state must still be told."""
         now = self.clock()
         slow_after = self.config.slow_call_duration
         slow = slow_after is not None and now - started >= slow_after
@@ -256,15 +331,22 @@ class CircuitBreaker:
         ):
             # Ignored exceptions, and cancellation / interpreter exits (BaseException that
             # is not an Exception), say nothing about the dependency: give the permit back.
-            self._ignore(permit)
-            return
+            return self._ignore(permit)
         else:
-            failure = self._judge(permit, exc, result)
+            failure = self._judge(exc, result)
             if failure is None:
-                return
+                return self._ignore(permit)
         core = self._core
+        pending: Pending | None = None
         with self._lock:
-            events = core.record(permit, max(now, core.last_seen), bool(failure), slow)
+            if permit.shared:  # a fleet-wide probe: its outcome is the shared state's
+                events: tuple[Transition, ...] = ()
+                pending = ("record", permit.generation, int(bool(failure)), int(slow))
+            else:
+                events = core.record(permit, max(now, core.last_seen), bool(failure), slow)
+                if core.wants_open:  # the window tripped: ask the shared state to open
+                    core.wants_open = False
+                    pending = ("trip", self._shared_gen)
             if failure:
                 self._failures += 1
             else:
@@ -279,8 +361,9 @@ class CircuitBreaker:
                     self._notify(listener, "success")
         if events:
             self._announce(events)
+        return pending
 
-    def _judge(self, permit: Permit, exc: BaseException | None, result: Any) -> bool | None:
+    def _judge(self, exc: BaseException | None, result: Any) -> bool | None:
         """Failure or not, by the exception types and predicates; None when a predicate
         broke (then the outcome says nothing and the permit is given back)."""
         try:
@@ -290,35 +373,150 @@ class CircuitBreaker:
                 self.failure_predicate is None or bool(self.failure_predicate(exc))
             )
         except Exception:  # a broken predicate must neither break the call (the caller
-            self._ignore(permit)  # gets its result or its exception) nor leak a probe
-            return None
+            return None  # gets its result or its exception) nor leak a probe
 
-    def _ignore(self, permit: Permit) -> None:
+    def _ignore(self, permit: Permit) -> Pending | None:
         with self._lock:
             self._ignored += 1
             self._core.release(permit)
+        return ("release", permit.generation) if permit.shared else None
 
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn`` through the breaker; raises `CircuitOpenError` when rejected."""
-        permit, started = self._admit(fn, args, kwargs)
+        view = None
+        if self._shared is not None and self._must_ask(self.clock()):
+            view = self._remote("acquire")
+        permit, started = self._admit(fn, args, kwargs, view)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._outcome(permit, started, exc, None)
+            pending = self._outcome(permit, started, exc, None)
+            if pending is not None:
+                self._follow(pending)
             raise
-        self._outcome(permit, started, None, result)
+        pending = self._outcome(permit, started, None, result)
+        if pending is not None:
+            self._follow(pending)
         return result
 
     async def acall(self, fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (native asyncio)."""
-        permit, started = self._admit(fn, args, kwargs)
+        view = None
+        if self._shared is not None and self._must_ask(self.clock()):
+            view = await self._aremote("acquire")
+        permit, started = self._admit(fn, args, kwargs, view)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            self._outcome(permit, started, exc, None)
+            pending = self._outcome(permit, started, exc, None)
+            if pending is not None:
+                await self._afollow(pending)
             raise
-        self._outcome(permit, started, None, result)
+        pending = self._outcome(permit, started, None, result)
+        if pending is not None:
+            await self._afollow(pending)
         return result
+
+    # Shared state ---------------------------------------------------------------------------
+
+    def _must_ask(self, now: float) -> bool:
+        """With shared state: must this call ask it before starting? When it is due for a
+        look (every ``sync_interval``), and for every decision only it makes: a half-open
+        probe, the end of an open period."""
+        if now >= self._next_sync:
+            self._next_sync = now + self.sync_interval
+            return True
+        core = self._core
+        if self._degraded:
+            return False
+        if core.state == HALF_OPEN:
+            return now >= self._hold_until
+        return core.state == OPEN and now - core.opened_at >= core.open_for
+
+    def _remote(self, op: str, *extra: object) -> SharedView | None:
+        assert self._shared is not None
+        draw = self.config.jitter * self._random()
+        try:
+            view = self._shared.run(self.name, self.config, op, *extra, jitter_draw=draw)
+        except BackendError as exc:
+            self._storage_failed(exc)
+            return None
+        self._storage_ok()
+        return view
+
+    async def _aremote(self, op: str, *extra: object) -> SharedView | None:
+        assert self._shared is not None
+        draw = self.config.jitter * self._random()
+        try:
+            view = await self._shared.arun(self.name, self.config, op, *extra, jitter_draw=draw)
+        except BackendError as exc:
+            self._storage_failed(exc)
+            return None
+        self._storage_ok()
+        return view
+
+    def _follow(self, pending: Pending) -> None:
+        view = self._remote(*pending)
+        self._settle(view, acquired=False, tripped=pending[0] == "trip")
+
+    async def _afollow(self, pending: Pending) -> None:
+        view = await self._aremote(*pending)
+        self._settle(view, acquired=False, tripped=pending[0] == "trip")
+
+    def _storage_failed(self, exc: BackendError) -> None:
+        with self._lock:
+            self._storage_calls += 1
+            self._storage_errors += 1
+            self._next_sync = self.clock() + self.sync_interval
+            newly = not self._degraded
+            if self.on_storage_error == "local":
+                self._degraded = True
+                self._core.follower = False
+        if self.on_storage_error == "raise":
+            raise exc
+        if newly:
+            _log.warning(
+                "circuit breaker %r: shared state unavailable (%s); deciding in this process "
+                "until it is back",
+                self.name,
+                exc,
+            )
+
+    def _storage_ok(self) -> None:
+        with self._lock:
+            self._storage_calls += 1
+            back, self._degraded = self._degraded, False
+            self._core.follower = True
+        if back:
+            _log.warning("circuit breaker %r: shared state is back", self.name)
+
+    def _adopt(
+        self, view: SharedView, now: float, *, acquired: bool
+    ) -> tuple[Permit | None, tuple[Transition, ...]]:
+        """Take on the shared state (under the lock); the permit it gave, if any."""
+        core = self._core
+        renew = view.generation != self._shared_gen
+        self._shared_gen = view.generation
+        self._next_sync = now + self.sync_interval
+        events = core.adopt(view.state, now, view.remaining, renew)
+        if not view.admitted:
+            if acquired and view.state == HALF_OPEN:  # every probe taken: wait here
+                self._hold_until = now + min(view.remaining, self.sync_interval)
+            return None, events
+        if view.probe:
+            return Permit(view.generation, True, True), events
+        return core._permit, events
+
+    def _settle(self, view: SharedView | None, *, acquired: bool, tripped: bool = False) -> None:
+        with self._lock:
+            now = self.clock()
+            if view is not None:
+                _, events = self._adopt(view, now, acquired=acquired)
+            elif tripped:  # the shared state could not be told: open here alone
+                events = self._core.trip(now)
+            else:
+                events = ()
+        self._announce(events)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -368,6 +566,9 @@ class CircuitBreaker:
                 window_calls=calls,
                 failure_rate=window.failures / calls if calls else 0.0,
                 slow_call_rate=window.slow / calls if calls else 0.0,
+                storage_calls=self._storage_calls,
+                storage_errors=self._storage_errors,
+                storage_degraded=self._degraded,
             )
 
     # pybreaker-style read-only views

@@ -223,6 +223,7 @@ class Permit:
 
     generation: int
     probe: bool  # admitted as a half-open probe
+    shared: bool = False  # a probe handed out by the shared state (its generation is theirs)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,10 @@ class BreakerCore:
         self.reopen_count = 0  # consecutive openings without a successful half-open
         self.half_open_since = 0.0
         self.probes_issued = self.probe_calls = self.probe_failures = self.probe_slow = 0
+        # Following a shared state: it makes the time-driven transitions and hands out the
+        # probes; this core keeps the window and, when it trips, asks (wants_open) instead.
+        self.follower = False
+        self.wants_open = False
 
     # Decisions ---------------------------------------------------------------------------
 
@@ -268,13 +273,19 @@ class BreakerCore:
         state = self.state
         if state in (CLOSED, DISABLED):
             return self._permit, events
-        if state == HALF_OPEN and self.probes_issued < self.config.half_open_max_calls:
+        if (
+            state == HALF_OPEN
+            and not self.follower
+            and self.probes_issued < self.config.half_open_max_calls
+        ):
             self.probes_issued += 1
             return self._probe, events
         return None, events
 
     def poll(self, now: float) -> tuple[Transition, ...]:
         """Make the transitions that time alone causes (open -> half-open, stuck probes)."""
+        if self.follower:
+            return ()
         if self.state == OPEN and now - self.opened_at >= self.open_for:
             return (self._to(HALF_OPEN, now),)
         wait = self.config.max_wait_in_half_open
@@ -302,7 +313,7 @@ class BreakerCore:
         self, permit: Permit, now: float, failure: bool, slow: bool
     ) -> tuple[Transition, ...]:
         """The outcome of a permitted call. Stale permits (another generation) are dropped."""
-        if permit.generation != self.generation or self.state == DISABLED:
+        if permit.generation != self.generation or permit.shared or self.state == DISABLED:
             return ()
         outcome = failure + 2 * slow  # _FAILURE | _SLOW bits
         if self.state == CLOSED:
@@ -317,6 +328,9 @@ class BreakerCore:
                 and (outcome or calls == minimum or self._time_window)
                 and self._over(window.failures, window.slow, calls)
             ):
+                if self.follower:
+                    self.wants_open = True
+                    return ()
                 return (self._open(now),)
             return ()
         if self.state == HALF_OPEN and permit.probe:
@@ -331,7 +345,12 @@ class BreakerCore:
 
     def release(self, permit: Permit) -> None:
         """A permitted call whose outcome is ignored: give a half-open probe back."""
-        if permit.probe and permit.generation == self.generation and self.state == HALF_OPEN:
+        if (
+            permit.probe
+            and not permit.shared
+            and permit.generation == self.generation
+            and self.state == HALF_OPEN
+        ):
             self.probes_issued -= 1
 
     def _over(self, failures: int, slow: int, calls: int) -> bool:
@@ -352,6 +371,29 @@ class BreakerCore:
         if state == CLOSED:
             self.reopen_count = 0
         return (self._to(state, now),)
+
+    def adopt(
+        self, state: str, now: float, remaining: float, renew: bool
+    ) -> tuple[Transition, ...]:
+        """Take on a state decided elsewhere (the shared state): ``remaining`` is the open
+        time left; ``renew`` starts a new generation of the same state (it went through
+        others meanwhile), clearing the window without an event."""
+        events: tuple[Transition, ...] = ()
+        if state != self.state:
+            events = (self._to(state, now),)
+        elif renew:
+            self._to(state, now)
+        if state == OPEN:
+            self.opened_at, self.open_for = now, max(0.0, remaining)
+        self.wants_open = False
+        return events
+
+    def trip(self, now: float) -> tuple[Transition, ...]:
+        """Open now on this core's own say (the shared state could not be asked)."""
+        self.wants_open = False
+        if self.state != CLOSED:
+            return ()
+        return (self._open(now),)
 
     def _open(self, now: float) -> Transition:
         c = self.config
