@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import math
 import random as _random
 import threading
@@ -22,6 +21,7 @@ import pybreaker
 
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit._wrap import wrap_sync_or_async
+from phoenixkit.breaker._follower import Follower
 from phoenixkit.breaker.core import (
     CLOSED,
     DISABLED,
@@ -34,13 +34,12 @@ from phoenixkit.breaker.core import (
     Transition,
 )
 from phoenixkit.breaker.shared import RedisBreakerState, SharedView
-from phoenixkit.errors import BackendError, ConfigurationError, PhoenixError
+from phoenixkit.errors import ConfigurationError, PhoenixError
 
 __all__ = ["BreakerStats", "CircuitBreaker", "CircuitOpenError", "StateView"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_log = logging.getLogger("phoenixkit.breaker")
 Pending = tuple[Any, ...]  # a call to make on the shared state: (op, *args)
 
 
@@ -174,7 +173,7 @@ class CircuitBreaker:
         self._calls = self._successes = self._failures = self._slow = 0
         self._ignored = self._rejected = self._transitions = 0
         self._fast_calls = itertools.count()  # calls admitted without the lock (next() is atomic)
-        self._shared: RedisBreakerState | None = None
+        self._shared: Follower | None = None
         if isinstance(sync_interval, bool) or not isinstance(sync_interval, (int, float)):
             raise ConfigurationError(f"sync_interval must be a number, got {sync_interval!r}")
         if not 0 < sync_interval < math.inf:
@@ -186,17 +185,21 @@ class CircuitBreaker:
         self.sync_interval = float(sync_interval)
         self.on_storage_error = on_storage_error
         if state_storage is not None:
-            self._shared = (
+            storage = (
                 state_storage
                 if isinstance(state_storage, RedisBreakerState)
                 else RedisBreakerState(state_storage)
             )
-            self._core.follower = True
-        self._next_sync = -math.inf  # when to look at the shared state again
-        self._hold_until = -math.inf  # every shared probe taken: reject here until then
-        self._shared_gen: int | None = None
-        self._degraded = False
-        self._storage_calls = self._storage_errors = 0
+            self._shared = Follower(
+                name,
+                self._core,
+                self._lock,
+                storage,
+                clock=clock,
+                random=random,
+                sync_interval=self.sync_interval,
+                on_error=on_storage_error,
+            )
 
     @staticmethod
     def _exception_types(
@@ -216,7 +219,7 @@ class CircuitBreaker:
 
         With shared state, this process's view: looked up on Redis when it is older than
         ``sync_interval`` (async code: ``await arefresh()`` first)."""
-        if self._shared is not None and self.clock() >= self._next_sync:
+        if self._shared is not None and self.clock() >= self._shared.next_sync:
             self.refresh()
         with self._lock:
             events = self._core.poll(self.clock())
@@ -239,17 +242,14 @@ class CircuitBreaker:
         return self._core.state
 
     def _force(self, state: str) -> None:
-        if self._shared is not None and self._remote_force(state):
-            return
+        view = self._shared.remote("force", state) if self._shared is not None else None
         with self._lock:
-            events = self._core.force(state, self.clock())
+            if view is not None:
+                assert self._shared is not None
+                _, events = self._shared.adopt(view, self.clock(), acquired=False)
+            else:  # no shared state, or it failed: here alone
+                events = self._core.force(state, self.clock())
         self._announce(events)
-
-    def _remote_force(self, state: str) -> bool:
-        view = self._remote("force", state)
-        if view is not None:
-            self._settle(view, acquired=False)
-        return view is not None
 
     def close(self) -> None:
         """Close the circuit and forget the window (pybreaker's ``close``)."""
@@ -300,12 +300,13 @@ class CircuitBreaker:
             if view is None:
                 permit, events = core.acquire(now)
             else:
-                permit, events = self._adopt(view, now, acquired=True)
+                assert self._shared is not None
+                permit, events = self._shared.adopt(view, now, acquired=True)
             if permit is None:
                 self._rejected += 1
                 state, retry = core.state, core.retry_after(now)
-                if core.follower and state == HALF_OPEN:
-                    retry = max(0.0, self._hold_until - now)
+                if core.follower and state == HALF_OPEN and self._shared is not None:
+                    retry = self._shared.held_for(now)
             else:
                 self._calls += 1
         if events:
@@ -344,9 +345,9 @@ class CircuitBreaker:
                 pending = ("record", permit.generation, int(bool(failure)), int(slow))
             else:
                 events = core.record(permit, max(now, core.last_seen), bool(failure), slow)
-                if core.wants_open:  # the window tripped: ask the shared state to open
-                    core.wants_open = False
-                    pending = ("trip", self._shared_gen)
+                if core.wants_open and self._shared is not None:  # the window tripped:
+                    core.wants_open = False  # ask the shared state to open
+                    pending = ("trip", self._shared.generation)
             if failure:
                 self._failures += 1
             else:
@@ -384,8 +385,8 @@ class CircuitBreaker:
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn`` through the breaker; raises `CircuitOpenError` when rejected."""
         view = None
-        if self._shared is not None and self._must_ask(self.clock()):
-            view = self._remote("acquire")
+        if self._shared is not None and self._shared.must_ask(self.clock()):
+            view = self._shared.remote("acquire")
         permit, started = self._admit(fn, args, kwargs, view)
         try:
             result = fn(*args, **kwargs)
@@ -402,8 +403,8 @@ class CircuitBreaker:
     async def acall(self, fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker (native asyncio)."""
         view = None
-        if self._shared is not None and self._must_ask(self.clock()):
-            view = await self._aremote("acquire")
+        if self._shared is not None and self._shared.must_ask(self.clock()):
+            view = await self._shared.aremote("acquire")
         permit, started = self._admit(fn, args, kwargs, view)
         try:
             result = await fn(*args, **kwargs)
@@ -417,106 +418,15 @@ class CircuitBreaker:
             await self._afollow(pending)
         return result
 
-    # Shared state ---------------------------------------------------------------------------
-
-    def _must_ask(self, now: float) -> bool:
-        """With shared state: must this call ask it before starting? When it is due for a
-        look (every ``sync_interval``), and for every decision only it makes: a half-open
-        probe, the end of an open period."""
-        if now >= self._next_sync:
-            self._next_sync = now + self.sync_interval
-            return True
-        core = self._core
-        if self._degraded:
-            return False
-        if core.state == HALF_OPEN:
-            return now >= self._hold_until
-        return core.state == OPEN and now - core.opened_at >= core.open_for
-
-    def _remote(self, op: str, *extra: object) -> SharedView | None:
-        assert self._shared is not None
-        draw = self.config.jitter * self._random()
-        try:
-            view = self._shared.run(self.name, self.config, op, *extra, jitter_draw=draw)
-        except BackendError as exc:
-            self._storage_failed(exc)
-            return None
-        self._storage_ok()
-        return view
-
-    async def _aremote(self, op: str, *extra: object) -> SharedView | None:
-        assert self._shared is not None
-        draw = self.config.jitter * self._random()
-        try:
-            view = await self._shared.arun(self.name, self.config, op, *extra, jitter_draw=draw)
-        except BackendError as exc:
-            self._storage_failed(exc)
-            return None
-        self._storage_ok()
-        return view
-
     def _follow(self, pending: Pending) -> None:
-        view = self._remote(*pending)
-        self._settle(view, acquired=False, tripped=pending[0] == "trip")
+        assert self._shared is not None
+        view = self._shared.remote(*pending)
+        self._announce(self._shared.settle(view, tripped=pending[0] == "trip"))
 
     async def _afollow(self, pending: Pending) -> None:
-        view = await self._aremote(*pending)
-        self._settle(view, acquired=False, tripped=pending[0] == "trip")
-
-    def _storage_failed(self, exc: BackendError) -> None:
-        with self._lock:
-            self._storage_calls += 1
-            self._storage_errors += 1
-            self._next_sync = self.clock() + self.sync_interval
-            newly = not self._degraded
-            if self.on_storage_error == "local":
-                self._degraded = True
-                self._core.follower = False
-        if self.on_storage_error == "raise":
-            raise exc
-        if newly:
-            _log.warning(
-                "circuit breaker %r: shared state unavailable (%s); deciding in this process "
-                "until it is back",
-                self.name,
-                exc,
-            )
-
-    def _storage_ok(self) -> None:
-        with self._lock:
-            self._storage_calls += 1
-            back, self._degraded = self._degraded, False
-            self._core.follower = True
-        if back:
-            _log.warning("circuit breaker %r: shared state is back", self.name)
-
-    def _adopt(
-        self, view: SharedView, now: float, *, acquired: bool
-    ) -> tuple[Permit | None, tuple[Transition, ...]]:
-        """Take on the shared state (under the lock); the permit it gave, if any."""
-        core = self._core
-        renew = view.generation != self._shared_gen
-        self._shared_gen = view.generation
-        self._next_sync = now + self.sync_interval
-        events = core.adopt(view.state, now, view.remaining, renew)
-        if not view.admitted:
-            if acquired and view.state == HALF_OPEN:  # every probe taken: wait here
-                self._hold_until = now + min(view.remaining, self.sync_interval)
-            return None, events
-        if view.probe:
-            return Permit(view.generation, True, True), events
-        return core._permit, events
-
-    def _settle(self, view: SharedView | None, *, acquired: bool, tripped: bool = False) -> None:
-        with self._lock:
-            now = self.clock()
-            if view is not None:
-                _, events = self._adopt(view, now, acquired=acquired)
-            elif tripped:  # the shared state could not be told: open here alone
-                events = self._core.trip(now)
-            else:
-                events = ()
-        self._announce(events)
+        assert self._shared is not None
+        view = await self._shared.aremote(*pending)
+        self._announce(self._shared.settle(view, tripped=pending[0] == "trip"))
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -550,6 +460,7 @@ class CircuitBreaker:
     def stats(self) -> BreakerStats:
         """A snapshot of the counters and of the window's rates (time moves the state on)."""
         _ = self.state  # make (and announce) the transitions that time alone causes
+        shared = self._shared
         with self._lock:
             window = self._core.window
             calls = window.calls
@@ -566,9 +477,9 @@ class CircuitBreaker:
                 window_calls=calls,
                 failure_rate=window.failures / calls if calls else 0.0,
                 slow_call_rate=window.slow / calls if calls else 0.0,
-                storage_calls=self._storage_calls,
-                storage_errors=self._storage_errors,
-                storage_degraded=self._degraded,
+                storage_calls=shared.calls if shared else 0,
+                storage_errors=shared.errors if shared else 0,
+                storage_degraded=shared.degraded if shared else False,
             )
 
     # pybreaker-style read-only views
