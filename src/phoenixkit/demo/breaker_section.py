@@ -9,10 +9,11 @@ the probes go badly) and closes once the probes succeed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import TYPE_CHECKING
 
-from phoenixkit.breaker import CircuitBreaker, CircuitOpenError, StateView
+from phoenixkit.breaker import CircuitBreaker, CircuitOpenError, RedisBreakerState, StateView
 from phoenixkit.testing import FakeClock
 
 if TYPE_CHECKING:
@@ -120,3 +121,44 @@ def run_breaker_section(ctx: TourContext) -> None:
     )
     total = stats.calls + stats.rejected
     ctx.line(f"the service saw {inventory.requests} of the {total} calls made")
+    if ctx.redis_url:
+        _shared_on_redis(ctx, ctx.redis_url)
+
+
+def _shared_on_redis(ctx: TourContext, url: str) -> None:
+    """Two processes' breakers of one name, sharing their state on the tour's Redis."""
+    import time
+    import uuid
+
+    store = RedisBreakerState(url)
+    name = f"demo-payments-{uuid.uuid4().hex[:8]}"
+    web, worker = (
+        CircuitBreaker(
+            name,
+            state_storage=store,
+            minimum_calls=2,
+            window_size=2,
+            open_duration=0.3,
+            half_open_max_calls=1,
+            sync_interval=0.05,
+        )
+        for _ in range(2)
+    )
+    ctx.line(f"-- shared on Redis: breakers 'web' and 'worker' of one name ({store.key(name)})")
+
+    def charge() -> str:
+        raise ConnectionError("payments API down")
+
+    for _ in range(2):
+        with contextlib.suppress(ConnectionError):
+            web.call(charge)
+    ctx.line(f"web: 2 failures -> {web.state}")
+    time.sleep(0.06)
+    try:
+        worker.call(lambda: "charged")
+    except CircuitOpenError as exc:
+        ctx.line(f"worker (never failed itself): rejected, {exc.state} for {exc.retry_after:.2f} s")
+    time.sleep(0.3)
+    ctx.line(f"worker probes once the open time is over: {worker.call(lambda: 'charged')}")
+    ctx.line(f"web sees the recovery: {web.refresh()}")
+    store.delete(name)
