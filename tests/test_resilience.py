@@ -144,8 +144,103 @@ async def test_async_success_and_sync_fallback() -> None:
         ({"breaker": object()}, "breaker must be a CircuitBreaker"),
         ({"retry": object()}, "retry must be a RetryPolicy"),
         ({"fallback": 3}, "fallback must be callable, got 3"),
+        ({"rate_limit": object()}, "rate_limit must be a rate limiter"),
+        ({"rate_limit_key": 3}, "rate_limit_key must be a str or a function"),
     ],
 )
 def test_bad_stages_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Pipeline(**kwargs)
+
+
+# The rate-limit stage ---------------------------------------------------------------------------
+
+
+def limiter(clock: FakeClock, rate: str = "2/minute") -> Any:
+    import uuid
+
+    from phoenixkit.ratelimit import RateLimiter
+
+    return RateLimiter(rate, backend=f"memory://{uuid.uuid4().hex}", clock=clock)
+
+
+def test_a_denied_attempt_never_reaches_the_breaker_or_the_function() -> None:
+    from phoenixkit.ratelimit import RateLimitExceeded
+
+    clock = FakeClock()
+    breaker, _ = make(clock)
+    calls: list[int] = []
+    seen: list[BaseException] = []
+
+    def fallback(exc: BaseException) -> str:
+        seen.append(exc)
+        return "later"
+
+    @resilient(
+        breaker=breaker, rate_limit=limiter(clock), rate_limit_key="pricing", fallback=fallback
+    )
+    def price(n: int) -> str:
+        calls.append(n)
+        return "now"
+
+    assert [price(1), price(2), price(3)] == ["now", "now", "later"]
+    assert calls == [1, 2]
+    assert breaker.stats().calls == 2  # our own throttling is not the dependency failing
+    assert breaker.stats().failures == 0
+    assert isinstance(seen[0], RateLimitExceeded)
+    assert seen[0].retry_after == pytest.approx(30.0)
+
+
+def test_every_retry_spends_a_hit_and_the_retry_waits_out_the_limit() -> None:
+    clock = FakeClock()
+    breaker, retry = make(clock, attempts=4, max_retry_after=60.0)
+    outcomes = iter([ConnectionError("1"), ConnectionError("2"), None])
+    calls = 0
+
+    def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        exc = next(outcomes)
+        if exc:
+            raise exc
+        return "ok"
+
+    pipeline = Pipeline(breaker=breaker, retry=retry, rate_limit=limiter(clock))
+    assert pipeline.call(fetch) == "ok"
+    assert calls == 3  # attempts 1, 2 and 4: attempt 3 was denied by the limiter
+    assert 30.0 in [pytest.approx(s) for s in clock.sleeps]  # its retry_after, waited out
+    assert breaker.stats().calls == 3
+
+
+def test_the_key_can_depend_on_the_arguments() -> None:
+    from phoenixkit.ratelimit import RateLimitExceeded
+
+    clock = FakeClock()
+
+    @resilient(rate_limit=limiter(clock, "1/minute"), rate_limit_key=lambda sku: f"sku:{sku}")
+    def price(sku: str) -> str:
+        return sku
+
+    assert price("a") == "a"
+    assert price("b") == "b"
+    with pytest.raises(RateLimitExceeded) as info:
+        price("a")
+    assert info.value.key == "sku:a"
+
+
+@pytest.mark.asyncio
+async def test_async_pipeline_spends_hits_with_ahit() -> None:
+    from phoenixkit.ratelimit import RateLimitExceeded
+
+    clock = FakeClock()
+    breaker, _ = make(clock)
+    limit = limiter(clock)
+
+    @resilient(breaker=breaker, rate_limit=limit, fallback=lambda exc: type(exc).__name__)
+    async def price() -> str:
+        await asyncio.sleep(0)
+        return "now"
+
+    assert [await price() for _ in range(3)] == ["now", "now", RateLimitExceeded.__name__]
+    assert breaker.stats().calls == 2
+    assert limit.stats().denied == 1

@@ -1,20 +1,25 @@
-"""A resilience pipeline: fallback, retry, breaker and timeout in one decorator, one order.
+"""A resilience pipeline: fallback, retry, rate limit, breaker and timeout in one decorator.
 
 ```
 @resilient(timeout=2.0, breaker=CircuitBreaker("pricing"), retry=RetryPolicy(attempts=3),
-           fallback=lambda exc: cached_price())
+           rate_limit=RateLimiter("50/second"), fallback=lambda exc: cached_price())
 async def price(sku: str) -> Price: ...
 ```
 
 The order is fixed, from the outside in, as Polly and resilience4j recommend::
 
-    fallback( retry( breaker( timeout( your function ) ) ) )
+    fallback( retry( rate limit( breaker( timeout( your function ) ) ) ) )
 
 - **timeout** is innermost: each attempt gets its own time limit, and a timed-out attempt
   counts as a failure in the breaker (`asyncio.timeout` for ``async def``; for ``def`` the
   call runs in a worker thread and is abandoned, not stopped, when its time is up).
 - **breaker** sees every attempt, so a failing dependency opens it quickly; while it is open,
   attempts fail at once with `CircuitOpenError`, whose ``retry_after`` the retry honours.
+- **rate limit** spends one hit of the limiter (``rate_limit_key``: a string, or a
+  function of the call's arguments) per attempt, retries included, so retries cannot push
+  the dependency past its rate. A denied attempt raises
+  `~phoenixkit.ratelimit.RateLimitExceeded` before the breaker sees it: our own throttling
+  is not the dependency's failure. Its ``retry_after`` is honoured by the retry.
 - **retry** retries attempts that failed for a passing reason, within its attempts,
   deadline and budget.
 - **fallback** is outermost: when everything above failed, it turns the last exception
@@ -73,9 +78,24 @@ class Pipeline:
         timeout: float | None = None,
         breaker: CircuitBreaker | None = None,
         retry: RetryPolicy | None = None,
+        rate_limit: Any = None,
+        rate_limit_key: str | Callable[..., str] = "default",
         fallback: Callable[[BaseException], Any] | None = None,
         fallback_on: Iterable[type[BaseException]] = (Exception,),
     ) -> None:
+        if rate_limit is not None and not (
+            callable(getattr(rate_limit, "hit", None))
+            and callable(getattr(rate_limit, "ahit", None))
+        ):
+            raise ConfigurationError(
+                "rate_limit must be a rate limiter (hit/ahit, e.g. RateLimiter), "
+                f"got {rate_limit!r}"
+            )
+        if not (isinstance(rate_limit_key, str) or callable(rate_limit_key)):
+            raise ConfigurationError(
+                f"rate_limit_key must be a str or a function of the call's arguments, "
+                f"got {rate_limit_key!r}"
+            )
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
@@ -91,6 +111,8 @@ class Pipeline:
         self.timeout = timeout
         self.breaker = breaker
         self.retry = retry
+        self.rate_limit = rate_limit
+        self.rate_limit_key = rate_limit_key
         self.fallback = fallback
         self.fallback_on = tuple(fallback_on)
 
@@ -106,11 +128,24 @@ class Pipeline:
             future.cancel()
             raise TimeoutError(f"{_name(fn)} took longer than {self.timeout} s") from None
 
+    def _key(self, args: Any, kwargs: Any) -> str:
+        key = self.rate_limit_key
+        return key if isinstance(key, str) else key(*args, **kwargs)
+
+    def _limited(self, attempt: Callable[..., R], args: Any, kwargs: Any) -> R:
+        key = self._key(args, kwargs)
+        decision = self.rate_limit.hit(key)
+        if not decision.allowed:
+            raise _exceeded(key, decision)
+        return attempt(args, kwargs)
+
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn`` through every configured stage."""
         attempt: Callable[..., R] = functools.partial(self._timed, fn)
         if self.breaker is not None:
             attempt = functools.partial(self.breaker.call, attempt)
+        if self.rate_limit is not None:
+            attempt = functools.partial(self._limited, attempt)
         try:
             if self.retry is not None:
                 return self.retry.call(attempt, args, kwargs)
@@ -131,11 +166,20 @@ class Pipeline:
         except asyncio.TimeoutError:
             raise TimeoutError(f"{_name(fn)} took longer than {self.timeout} s") from None
 
+    async def _alimited(self, attempt: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
+        key = self._key(args, kwargs)
+        decision = await self.rate_limit.ahit(key)
+        if not decision.allowed:
+            raise _exceeded(key, decision)
+        return await attempt(args, kwargs)
+
     async def acall(self, fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn`` through every configured stage."""
         attempt: Callable[..., Awaitable[R]] = functools.partial(self._atimed, fn)
         if self.breaker is not None:
             attempt = functools.partial(self.breaker.acall, attempt)
+        if self.rate_limit is not None:
+            attempt = functools.partial(self._alimited, attempt)
         try:
             if self.retry is not None:
                 return await self.retry.acall(attempt, args, kwargs)
@@ -154,6 +198,12 @@ class Pipeline:
         return wrap_sync_or_async(fn, self.call, self.acall)
 
 
+def _exceeded(key: str, decision: Any) -> Exception:
+    from phoenixkit.ratelimit import RateLimitExceeded
+
+    return RateLimitExceeded(key, decision)
+
+
 def _name(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
 
@@ -163,10 +213,18 @@ def resilient(
     timeout: float | None = None,
     breaker: CircuitBreaker | None = None,
     retry: RetryPolicy | None = None,
+    rate_limit: Any = None,
+    rate_limit_key: str | Callable[..., str] = "default",
     fallback: Callable[[BaseException], Any] | None = None,
     fallback_on: Iterable[type[BaseException]] = (Exception,),
 ) -> Pipeline:
     """A `Pipeline` to use as a decorator: ``@resilient(timeout=2, breaker=br, retry=p)``."""
     return Pipeline(
-        timeout=timeout, breaker=breaker, retry=retry, fallback=fallback, fallback_on=fallback_on
+        timeout=timeout,
+        breaker=breaker,
+        retry=retry,
+        rate_limit=rate_limit,
+        rate_limit_key=rate_limit_key,
+        fallback=fallback,
+        fallback_on=fallback_on,
     )
