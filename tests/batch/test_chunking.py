@@ -50,8 +50,7 @@ def test_byte_limits_hold_and_oversized_items_are_named(
         assert [x for c in out for x in c] == items
     else:
         with pytest.raises(ItemTooLargeError) as info:
-            for chunk in chunked(items, size, max_bytes=max_bytes):
-                out.append(chunk)
+            out.extend(chunked(items, size, max_bytes=max_bytes))  # raises after yielding
         assert info.value.index == oversized
         assert info.value.size == nbytes(items[oversized])
         assert [x for c in out for x in c] == items[:oversized]  # all before it, in order

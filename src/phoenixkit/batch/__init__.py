@@ -12,6 +12,14 @@ from __future__ import annotations
 from phoenixkit.batch.chunking import PG_MAX_PARAMS, ItemTooLargeError, chunked
 from phoenixkit.batch.report import BatchReport, ChunkResult, ItemFailure, Progress
 from phoenixkit.batch.runner import arun_batches, run_batches
+from phoenixkit.batch.sql import (
+    bulk_delete,
+    bulk_insert,
+    bulk_update,
+    bulk_upsert,
+    copy_rows,
+    stream,
+)
 
 __all__ = [
     "PG_MAX_PARAMS",
@@ -21,6 +29,12 @@ __all__ = [
     "ItemTooLargeError",
     "Progress",
     "arun_batches",
+    "bulk_delete",
+    "bulk_insert",
+    "bulk_update",
+    "bulk_upsert",
     "chunked",
+    "copy_rows",
     "run_batches",
+    "stream",
 ]

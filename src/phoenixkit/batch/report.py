@@ -12,7 +12,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["BatchReport", "Bisection", "ChunkResult", "ItemFailure", "Progress", "TerminalProgress"]
+from phoenixkit.errors import PhoenixError
+
+__all__ = [
+    "BatchReport",
+    "Bisection",
+    "ChunkResult",
+    "ItemFailure",
+    "ItemsFailed",
+    "Progress",
+    "Recorder",
+    "TerminalProgress",
+]
+
+
+class ItemsFailed(PhoenixError):
+    """Raised by a chunk function that wrote what it could of its chunk (and committed it)
+    and could not write some items: ``failures`` holds ``(offset in the chunk, exception)``.
+    The runners record them as failed items, never retry the call and never bisect it."""
+
+    def __init__(self, failures: list[tuple[int, BaseException]]) -> None:
+        self.failures = failures
+        super().__init__(f"{len(failures)} item(s) of the chunk failed")
 
 
 @dataclass(frozen=True)
@@ -101,9 +122,12 @@ class BatchReport:
 
 class Bisection:
     """Which slices of a failed chunk of ``n`` items to try, left to right: `next` gives a
-    ``(lo, hi)`` range, `done` takes its outcome; a failing single item is a failure."""
+    ``(lo, hi)`` range, `done` takes its outcome; a failing single item is a failure. An
+    error that ``split(error)`` says is not worth splitting for (the connection died, not
+    a row) fails the whole slice at once."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, split: Callable[[BaseException], bool] = bool) -> None:
+        self._split = split
         self._stack = [(n // 2, n), (0, n // 2)] if n > 1 else []
         self.failures: list[tuple[int, BaseException]] = []
         self.succeeded = 0
@@ -116,10 +140,13 @@ class Bisection:
         return None
 
     def done(self, lo: int, hi: int, error: BaseException | None) -> None:
-        if error is None:
+        if isinstance(error, ItemsFailed):  # the part was written but for these items
+            self.failures += [(lo + i, e) for i, e in error.failures]
+            self.succeeded += hi - lo - len(error.failures)
+        elif error is None:
             self.succeeded += hi - lo
-        elif hi - lo == 1:
-            self.failures.append((lo, error))
+        elif hi - lo == 1 or not self._split(error):
+            self.failures += [(i, error) for i in range(lo, hi)]
         else:
             mid = (lo + hi) // 2
             self._stack += [(mid, hi), (lo, mid)]

@@ -26,6 +26,7 @@ from phoenixkit.batch.report import (
     Bisection,
     ChunkResult,
     ItemFailure,
+    ItemsFailed,
     Progress,
     Recorder,
     TerminalProgress,
@@ -42,7 +43,7 @@ class _Options:
     retry: Any
     rate_limit: Any
     rate_limit_key: str
-    bisect: bool
+    bisect: Callable[[BaseException], bool]
     clock: Clock
 
 
@@ -63,6 +64,22 @@ def _check(
         raise ConfigurationError(f"on_progress must be callable, got {on_progress!r}")
 
 
+def _bisect_rule(
+    bisect: bool | tuple[type[BaseException], ...] | Callable[[BaseException], bool],
+) -> Callable[[BaseException], bool]:
+    if isinstance(bisect, bool):
+        return lambda exc: bisect
+    if isinstance(bisect, tuple) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in bisect
+    ):
+        return lambda exc: isinstance(exc, bisect)
+    if callable(bisect):
+        return bisect
+    raise ConfigurationError(
+        f"bisect must be a bool, a tuple of exception types or a predicate, got {bisect!r}"
+    )
+
+
 def _result(
     number: int,
     start: int,
@@ -75,9 +92,13 @@ def _result(
     """A chunk's result from its first error (None: it succeeded) and its bisection."""
     if first is None:
         return ChunkResult(number, start, len(chunk), len(chunk), 0, calls, took), []
-    if bisection is None:  # not bisected: the whole chunk failed together
+    if isinstance(first, ItemsFailed):  # the function wrote the rest itself
+        found = first.failures
+    elif bisection is None:  # not bisected: the whole chunk failed together
         return ChunkResult(number, start, len(chunk), 0, len(chunk), calls, took, first), []
-    failures = [ItemFailure(start + i, chunk[i], e) for i, e in bisection.failures]
+    else:
+        found = bisection.failures
+    failures = [ItemFailure(start + i, chunk[i], e) for i, e in found]
     ok = len(chunk) - len(failures)
     return ChunkResult(number, start, len(chunk), ok, len(failures), calls, took, first), failures
 
@@ -89,14 +110,18 @@ def _attempt_sync(fn: Callable[[list[T]], Any], part: list[T], o: _Options) -> B
     if o.rate_limit is not None:
         while not (d := o.rate_limit.hit(o.rate_limit_key, cost=len(part))).allowed:
             o.clock.sleep(d.retry_after)
-    try:
-        if o.retry is not None:
-            o.retry.call(fn, part)
-        else:
+
+    def call(part: list[T]) -> ItemsFailed | None:  # what a retry sees: ItemsFailed is an
+        try:  # answer (the rest is committed), not an error to retry
             fn(part)
+        except ItemsFailed as partial:
+            return partial
+        return None
+
+    try:
+        return o.retry.call(call, part) if o.retry is not None else call(part)
     except Exception as exc:
         return exc
-    return None
 
 
 def _chunk_sync(
@@ -105,8 +130,8 @@ def _chunk_sync(
     began = o.clock()
     first = _attempt_sync(fn, chunk, o)
     calls, bisection = 1, None
-    if first is not None and o.bisect:
-        bisection = Bisection(len(chunk))
+    if first is not None and not isinstance(first, ItemsFailed) and o.bisect(first):
+        bisection = Bisection(len(chunk), o.bisect)
         if len(chunk) == 1:
             bisection.done(0, 1, first)
         while (r := bisection.next()) is not None:
@@ -127,7 +152,7 @@ def run_batches(
     retry: Any = None,
     rate_limit: Any = None,
     rate_limit_key: str = "batch",
-    bisect: bool = True,
+    bisect: bool | tuple[type[BaseException], ...] | Callable[[BaseException], bool] = True,
     stop_on_error: bool = False,
     on_progress: Callable[[Progress], Any] | None = None,
     progress: bool | None = None,
@@ -142,6 +167,8 @@ def run_batches(
     `~phoenixkit.ratelimit.RateLimiter`) spends one hit per item before each call and waits
     when denied. A chunk that still fails is bisected (``bisect=True``) until its failing
     items are found; the others are committed by the calls on the parts that succeed.
+    ``bisect`` may instead name the exception types worth bisecting for (data errors),
+    or be a predicate: other errors fail the chunk, or the part being tried, as a whole.
     ``stop_on_error`` submits no new chunk after one failed. ``on_progress(Progress)`` runs
     after each chunk; ``progress`` shows a line on stderr (None: when it is a terminal).
     An error of the input itself (bad item for the chunk plan) is raised once the chunks
@@ -149,7 +176,7 @@ def run_batches(
     """
     _check(concurrency, max_failures_kept, retry, rate_limit, on_progress)
     chunks = enumerate(chunked(items, size, max_bytes=max_bytes, size_of=size_of, columns=columns))
-    o: _Options = _Options(retry, rate_limit, rate_limit_key, bisect, clock)
+    o = _Options(retry, rate_limit, rate_limit_key, _bisect_rule(bisect), clock)
     rec = Recorder(clock, on_progress, TerminalProgress.auto(progress, total), max_failures_kept)
     start = 0
     input_error: BaseException | None = None
@@ -188,14 +215,18 @@ async def _attempt_async(
     if o.rate_limit is not None:
         while not (d := await o.rate_limit.ahit(o.rate_limit_key, cost=len(part))).allowed:
             await o.clock.asleep(d.retry_after)
-    try:
-        if o.retry is not None:
-            await o.retry.acall(fn, part)
-        else:
+
+    async def call(part: list[T]) -> ItemsFailed | None:
+        try:
             await fn(part)
+        except ItemsFailed as partial:
+            return partial
+        return None
+
+    try:
+        return await o.retry.acall(call, part) if o.retry is not None else await call(part)
     except Exception as exc:
         return exc
-    return None
 
 
 async def _chunk_async(
@@ -204,8 +235,8 @@ async def _chunk_async(
     began = o.clock()
     first = await _attempt_async(fn, chunk, o)
     calls, bisection = 1, None
-    if first is not None and o.bisect:
-        bisection = Bisection(len(chunk))
+    if first is not None and not isinstance(first, ItemsFailed) and o.bisect(first):
+        bisection = Bisection(len(chunk), o.bisect)
         if len(chunk) == 1:
             bisection.done(0, 1, first)
         while (r := bisection.next()) is not None:
@@ -249,7 +280,7 @@ async def arun_batches(
     retry: Any = None,
     rate_limit: Any = None,
     rate_limit_key: str = "batch",
-    bisect: bool = True,
+    bisect: bool | tuple[type[BaseException], ...] | Callable[[BaseException], bool] = True,
     stop_on_error: bool = False,
     on_progress: Callable[[Progress], Any] | None = None,
     progress: bool | None = None,
@@ -261,7 +292,7 @@ async def arun_batches(
     ``items`` may also be an async iterable."""
     _check(concurrency, max_failures_kept, retry, rate_limit, on_progress)
     planner: ChunkPlanner[T] = ChunkPlanner(chunk_limit(size, columns), max_bytes, size_of)
-    o: _Options = _Options(retry, rate_limit, rate_limit_key, bisect, clock)
+    o = _Options(retry, rate_limit, rate_limit_key, _bisect_rule(bisect), clock)
     rec = Recorder(clock, on_progress, TerminalProgress.auto(progress, total), max_failures_kept)
     flying: set[asyncio.Task[tuple[ChunkResult, list[ItemFailure]]]] = set()
     start = number = 0
