@@ -80,9 +80,11 @@ def test_copy_rows_refuses_a_row_of_the_wrong_arity_and_writes_nothing(pg_primar
     name = f"copy_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_primary.url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {name} (a int, b int)")
-        with pytest.raises(ConfigurationError, match=r"row 2 has 3 values for 2 columns"):
-            with conn.transaction():
-                copy_rows(conn, name, ["a", "b"], [(1, 2), (3, 4), (5, 6, 7)])
+        with (
+            pytest.raises(ConfigurationError, match=r"row 2 has 3 values for 2 columns"),
+            conn.transaction(),
+        ):
+            copy_rows(conn, name, ["a", "b"], [(1, 2), (3, 4), (5, 6, 7)])
         assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,)
 
 

@@ -171,7 +171,7 @@ def _run(
         return _all_or_nothing(eng, rows, statement, limit)
 
     # Bisect for what a row can cause (constraints, bad values), not for a lost connection.
-    row_errors = (sa_exc().IntegrityError, sa_exc().DataError)
+    row_errors = (_sa_exc().IntegrityError, _sa_exc().DataError)
     bisect = batch.pop("bisect", True)
 
     def is_row_error(exc: BaseException) -> bool:
@@ -208,7 +208,7 @@ def _run(
     return run_batches(rows, write, size=limit, bisect=False, **batch)
 
 
-def sa_exc() -> Any:
+def _sa_exc() -> Any:
     return require("sqlalchemy.exc", extra="postgres", feature=_FEATURE)
 
 
