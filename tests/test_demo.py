@@ -51,6 +51,7 @@ def test_demo_on_real_servers(redis_server, pg_primary) -> None:
     done = _demo("--redis", redis_server.url, "--postgres", pg_primary.url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "redis: PING answered" in done.stdout
+    assert "12 of 13 hits at once pass" in done.stdout
     assert "worker (never failed itself): rejected, open" in done.stdout
     assert "web sees the recovery: closed" in done.stdout
     assert "(primary)" in done.stdout

@@ -15,8 +15,10 @@ The tree::
     └── SerializationError (ValueError)      bytes that cannot be encoded or decoded
         └── SignatureError                   a signed payload failed its HMAC check
 
-Modules add their own leaves under these (for example ``CircuitOpenError`` under
-``PhoenixError``, which also subclasses ``pybreaker.CircuitBreakerError``).
+Modules add their own leaves under these: ``CircuitOpenError`` (``phoenixkit.breaker``,
+also a ``pybreaker.CircuitBreakerError``), ``RateLimitExceeded`` (``phoenixkit.ratelimit``),
+``ItemTooLargeError`` (``phoenixkit.batch``, also a ``ValueError``) and ``ItemsFailed``
+(``phoenixkit.batch.report``), all under ``PhoenixError``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,19 @@ breaks how users' code type-checks fails the lint session.
 from __future__ import annotations
 
 from phoenixkit import __version__
+from phoenixkit.batch import BatchReport, chunked, run_batches
+from phoenixkit.breaker import CircuitBreaker, CircuitOpenError, RedisBreakerState
 from phoenixkit.errors import ConfigurationError, MissingDependencyError, PhoenixError
+from phoenixkit.ratelimit import (
+    Decision,
+    Lockout,
+    Rate,
+    RateLimiter,
+    RateLimitExceeded,
+    TieredRateLimiter,
+    rate_limit_headers,
+)
+from phoenixkit.resilience import resilient
 from phoenixkit.serialization import Codec, JsonCodec, PickleCodec, Serializer, get_codec
 from phoenixkit.testing import FakeClock
 
@@ -33,3 +45,45 @@ def handle(exc: PhoenixError) -> str:
     if isinstance(exc, ConfigurationError):
         return str(exc)
     return type(exc).__name__
+
+
+limiter = RateLimiter("100/minute", backend="memory://", algorithm="sliding_window")
+d: Decision = limiter.hit("k", cost=1)
+limiter.peek("k")
+limiter.reset("k")
+tiers = TieredRateLimiter({"free": Rate.parse("10/minute", burst=2)})
+tiers.hit("k", tier="free")
+lock = Lockout(max_failures=5, window=900, block_for=1800)
+lock.failure("k")
+lock.success("k")
+lock.check("k")
+headers: dict[str, str] = rate_limit_headers(d, limiter.rate)
+
+br = CircuitBreaker("payments", failure_rate_threshold=0.5, minimum_calls=10, window_size=100)
+state: str = br.state
+
+
+@br
+def charge(amount: int) -> int:
+    return amount
+
+
+charged: int = charge(3)
+
+
+@resilient(breaker=br, rate_limit=limiter, rate_limit_key="payments")
+async def acharge(amount: int) -> int:
+    return amount
+
+
+def shared(url: str) -> CircuitBreaker:
+    return CircuitBreaker("payments", state_storage=RedisBreakerState(url), sync_interval=0.5)
+
+
+def rejected(exc: CircuitOpenError | RateLimitExceeded) -> float:
+    return exc.retry_after
+
+
+chunks: list[list[int]] = list(chunked(range(10), 3))
+report: BatchReport = run_batches(range(10), lambda chunk: None, size=3, concurrency=2)
+failed: list[int] = report.failed_indexes

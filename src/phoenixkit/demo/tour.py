@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from phoenixkit import __version__
 from phoenixkit._backends import get_backend, redact_url
 from phoenixkit.demo.breaker_section import run_breaker_section
+from phoenixkit.demo.ratelimit_section import run_ratelimit_section
 from phoenixkit.errors import PhoenixError
 from phoenixkit.serialization import Serializer
 
@@ -151,7 +152,12 @@ def _retry(ctx: TourContext) -> None:
 SECTIONS: tuple[Section, ...] = (
     Section("foundation", "Foundation: backends and serialization", None, _foundation),
     Section("cache", "Multi-tier cache (L1 memory + L2 Redis)", 3),
-    Section("ratelimit", "Rate limiters (sliding window, GCRA, tiers, lockout)", 9),
+    Section(
+        "ratelimit",
+        "Rate limiters (sliding window, GCRA, tiers, lockout)",
+        9,
+        run_ratelimit_section,
+    ),
     Section("breaker", "Circuit breaker", 4, run_breaker_section),
     Section("retry", "Retry policies", 4, _retry),
     Section("batch", "Batch chunker and bulk SQL writes", 5),
