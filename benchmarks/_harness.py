@@ -69,6 +69,8 @@ class Case:
     peer: Callable[[], object]
     unit: str = ""
     """What one call handles (``"lines"``): the table then shows our rate, ``ours/s``."""
+    per_call: int = 1
+    """How many ``unit`` one call handles (a batch of 20,000 rows: 20000)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Result:
     ours_samples: tuple[float, ...] = field(default=())
     peer_samples: tuple[float, ...] = field(default=())
     unit: str = ""
+    per_call: int = 1
 
     @property
     def ratio(self) -> float:
@@ -188,6 +191,7 @@ def measure(case: Case, module: str, settings: Settings) -> Result:
         ours_samples=tuple(ours),
         peer_samples=tuple(peer),
         unit=case.unit,
+        per_call=case.per_call,
     )
 
 
@@ -257,7 +261,7 @@ def format_table(results: Sequence[Result]) -> str:
     if any(r.unit for r in results):
         columns, right = (*columns, "ours/s"), (*right, True)
         rows = [
-            (*row, format_rate(r.ours_seconds, r.unit) if r.unit else "")
+            (*row, format_rate(r.ours_seconds / r.per_call, r.unit) if r.unit else "")
             for row, r in zip(rows, results, strict=True)
         ]
     widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]

@@ -8,6 +8,7 @@ generators of any length; every item lands in exactly one chunk, in input order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Generic, TypeVar
 
 from phoenixkit.errors import ConfigurationError, PhoenixError
@@ -102,15 +103,7 @@ def chunked(
 
 
 def _by_count(iterator: Iterator[T], limit: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    append = chunk.append
-    for item in iterator:
-        append(item)
-        if len(chunk) == limit:
-            yield chunk
-            chunk = []
-            append = chunk.append
-    if chunk:
+    while chunk := list(islice(iterator, limit)):  # islice: the copying runs in C
         yield chunk
 
 
