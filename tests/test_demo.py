@@ -37,6 +37,10 @@ def test_demo_prints_a_section_per_module() -> None:
     for event in ("closed -> open", "open -> half-open", "half-open -> closed", "rejected fast"):
         assert event in done.stdout
     assert "EUR/USD 1.0832 after 3 attempts" in done.stdout
+    # The batch section finds its bad rows by index and loses none of the others.
+    assert "rows in the table: 49,996 (= 50,000 - 4: none lost, none twice)" in done.stdout
+    for index in (123, 4567, 31337, 49999):
+        assert f"row {index}: IntegrityError" in done.stdout
 
 
 def test_every_planned_module_has_a_section() -> None:
@@ -52,6 +56,8 @@ def test_demo_on_real_servers(redis_server, pg_primary) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "redis: PING answered" in done.stdout
     assert "12 of 13 hits at once pass" in done.stdout
+    assert "copy_rows: 200,000 rows through COPY" in done.stdout
+    assert "rows in the table: 49,996 (= 50,000 - 4: none lost, none twice)" in done.stdout
     assert "worker (never failed itself): rejected, open" in done.stdout
     assert "web sees the recovery: closed" in done.stdout
     assert "(primary)" in done.stdout

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from phoenixkit import __version__
 from phoenixkit._backends import get_backend, redact_url
+from phoenixkit.demo.batch_section import run_batch_section
 from phoenixkit.demo.breaker_section import run_breaker_section
 from phoenixkit.demo.ratelimit_section import run_ratelimit_section
 from phoenixkit.errors import PhoenixError
@@ -160,7 +161,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section("breaker", "Circuit breaker", 4, run_breaker_section),
     Section("retry", "Retry policies", 4, _retry),
-    Section("batch", "Batch chunker and bulk SQL writes", 5),
+    Section("batch", "Batch chunker and bulk SQL writes", 5, run_batch_section),
     Section("replicas", "Read-replica router", 6),
     Section("querymon", "Query monitor", 7),
     Section("masking", "Structured logs with masking", 8, _masking),
