@@ -298,3 +298,26 @@ def test_bad_options_are_refused_before_any_call(kwargs: dict[str, object], mess
     with pytest.raises(ConfigurationError, match=message):
         asyncio.run(arun_batches(range(3), calls.append, **kwargs))  # type: ignore[arg-type]
     assert calls == []
+
+
+def test_memory_stays_bounded_over_generated_items() -> None:
+    import tracemalloc
+
+    def rows() -> Iterator[dict[str, object]]:
+        for i in range(400_000):  # ~80 MB if it were a list of these dicts
+            yield {"id": i, "sku": f"sku-{i}", "qty": i % 7}
+
+    seen = 0
+
+    def consume(chunk: list[dict[str, object]]) -> None:
+        nonlocal seen
+        seen += len(chunk)
+
+    tracemalloc.start()
+    try:
+        report = run_batches(rows(), consume, size=1000, concurrency=4, max_failures_kept=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.succeeded == seen == 400_000
+    assert peak < 16 * 2**20  # a few chunks in flight and the report, not the input
