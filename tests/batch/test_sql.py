@@ -287,3 +287,81 @@ def test_a_killed_connection_is_retried_with_no_loss_and_no_duplicates(
     finally:
         meta.drop_all(eng)
         eng.dispose()
+
+
+# PostgreSQL's own verdict on each row ------------------------------------------------------
+
+
+def test_rows_refused_for_any_reason_are_reported_never_altered(engine: sa.engine.Engine) -> None:
+    from phoenixkit.batch.report import RowRejected
+
+    meta = sa.MetaData()
+    t = sa.Table(
+        f"strict_{uuid.uuid4().hex[:8]}",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("code", sa.String(5), nullable=False),
+        sa.Column("price", sa.Numeric(6, 2)),
+    )
+    meta.create_all(engine)
+    try:
+        bulk_insert(engine, t, [{"id": 3, "code": "taken", "price": 1}])
+        rows = [
+            {"id": 1, "code": "ok", "price": Decimal("1.50")},
+            {"id": 2, "code": "toolong", "price": 2},  # 22001: never cut to "toolo"
+            {"id": 3, "code": "dup", "price": 3},  # 23505: the key exists
+            {"id": 4, "code": None, "price": 4},  # 23502: not null
+            {"id": 5, "code": "big", "price": Decimal("123456.7")},  # 22003: overflow
+            {"id": 6, "code": "fine", "price": None},
+        ]
+        report = bulk_insert(engine, t, rows, size=100)
+        assert report.failed_indexes == [1, 2, 3, 4]
+        states = [getattr(f.error, "sqlstate", None) for f in report.failures]
+        assert states == ["22001", "23505", "23502", "22003"]
+        assert all(isinstance(f.error, RowRejected) for f in report.failures)
+        assert report.chunks[0].calls == 1  # found on the server, not by bisection
+        got = {r[0]: r[1] for r in rows_of(engine, t)}
+        assert got == {1: "ok", 3: "taken", 6: "fine"}  # nothing truncated, nothing lost
+    finally:
+        meta.drop_all(engine)
+
+
+def test_upsert_reports_bad_rows_and_writes_the_rest(
+    engine: sa.engine.Engine, table: sa.Table
+) -> None:
+    bulk_insert(engine, table, [{"id": i, "qty": 1, "name": "old"} for i in range(10)])
+    rows = [{"id": i, "qty": -1 if i == 4 else 5, "name": "new"} for i in range(8)]
+    report = bulk_upsert(engine, table, rows)
+    assert report.failed_indexes == [4]
+    got = {r[0]: (r[1], r[2]) for r in rows_of(engine, table)}
+    assert got[4] == (1, "old")
+    assert got[3] == (5, "new")
+    assert got[9] == (1, "old")
+
+
+def test_mixed_python_types_in_a_column_still_insert(engine: sa.engine.Engine) -> None:
+    meta = sa.MetaData()
+    t = sa.Table(
+        f"mixed_{uuid.uuid4().hex[:8]}",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("price", sa.Numeric(8, 2)),
+        sa.Column("ratio", sa.Float),
+        sa.Column("note", sa.Text),
+    )
+    meta.create_all(engine)
+    try:
+        rows = [
+            {"id": 1, "price": 3, "ratio": 1, "note": "a"},
+            {"id": 2, "price": Decimal("2.50"), "ratio": 0.5, "note": None},
+            {"id": 3, "price": None, "ratio": 2, "note": "c"},
+        ]
+        report = bulk_insert(engine, t, rows)
+        assert report.ok
+        assert rows_of(engine, t) == [
+            (1, Decimal("3.00"), 1.0, "a"),
+            (2, Decimal("2.50"), 0.5, None),
+            (3, None, 2.0, "c"),
+        ]
+    finally:
+        meta.drop_all(engine)

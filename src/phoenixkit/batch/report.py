@@ -22,8 +22,22 @@ __all__ = [
     "ItemsFailed",
     "Progress",
     "Recorder",
+    "RowRejected",
     "TerminalProgress",
 ]
+
+
+class RowRejected(PhoenixError):
+    """A row PostgreSQL refused (a constraint, a bad value), found on the server:
+    ``sqlstate`` (``"23514"`` for a check violation...) and PostgreSQL's message."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        self.sqlstate = sqlstate
+        self.message = message
+        super().__init__(f"[{sqlstate}] {message}")
+
+    def __reduce__(self) -> tuple[type[RowRejected], tuple[str, str]]:
+        return (type(self), (self.sqlstate, self.message))
 
 
 class ItemsFailed(PhoenixError):

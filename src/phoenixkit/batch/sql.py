@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from phoenixkit._optional import require
+from phoenixkit.batch._pg import UnnestInsert
 from phoenixkit.batch.chunking import chunk_limit, chunked
 from phoenixkit.batch.report import BatchReport, Bisection, ChunkResult, ItemsFailed, Recorder
 from phoenixkit.batch.runner import run_batches
@@ -159,6 +160,7 @@ def _run(
     rows: Iterable[Any],
     statement: Callable[[list[Any]], tuple[Any, Any]],
     *,
+    fast: UnnestInsert | None = None,
     columns: int,
     size: int,
     isolation_level: str | None,
@@ -186,6 +188,16 @@ def _run(
             if not bisect:
                 raise
             first: BaseException = exc
+        if fast is not None:  # PostgreSQL: the rows one by one on the server, one round trip
+            try:
+                with eng.begin() as conn:
+                    rejected = fast.one_by_one(conn, chunk)
+            except row_errors:
+                rejected = None  # a value no array of its type can hold: bisect instead
+            if rejected is not None:
+                if rejected:
+                    raise ItemsFailed(rejected)
+                return
         # Some row is bad: find it in one transaction, each part under a savepoint, and
         # commit the rest (far cheaper than a transaction per part).
         bisection = Bisection(len(chunk), is_row_error)
@@ -234,59 +246,6 @@ def _all_or_nothing(
     return rec.report()
 
 
-def _plain(column: Any) -> bool:
-    """A column whose values PostgreSQL can take as one array (no Python-side processing)."""
-    sa = _sa()
-    kind = column.type
-    if isinstance(kind, (sa.TypeDecorator, sa.Enum, sa.ARRAY, sa.JSON, sa.PickleType)):
-        return False
-    plain = (sa.Integer, sa.Float, sa.Numeric, sa.String, sa.Boolean, sa.Date, sa.DateTime)
-    return isinstance(kind, (*plain, sa.Time, sa.Uuid, sa.Interval, sa.LargeBinary))
-
-
-def _insert_rows(
-    engine: Any, t: Any, tail: Callable[[list[str]], str] | None
-) -> Callable[[list[Any]], tuple[Any, Any]]:
-    """The chunk -> (statement, parameters) of a multi-row INSERT.
-
-    On PostgreSQL, when every column is plain, one ``INSERT ... SELECT * FROM unnest(...)``
-    with one array per column: a handful of parameters whatever the chunk's size, and
-    several times faster than a VALUES list. Otherwise SQLAlchemy's executemany.
-    ``tail(columns)`` adds an ``ON CONFLICT`` clause."""
-    sa = _sa()
-    dialect = _engine(engine, None).dialect
-    cache: dict[tuple[str, ...], Any] = {}
-
-    def unnest(cols: tuple[str, ...]) -> Any:
-        found = cache.get(cols)
-        if found is None:
-            quote = dialect.identifier_preparer
-            names = ", ".join(quote.format_column(t.c[c]) for c in cols)
-            arrays = ", ".join(
-                f"CAST(:p{i} AS {t.c[c].type.compile(dialect=dialect)}[])"
-                for i, c in enumerate(cols)
-            )
-            # Identifiers quoted by the dialect, types compiled by it, values bound.
-            sql = f"INSERT INTO {quote.format_table(t)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-            found = cache[cols] = sa.text(sql + (tail(list(cols)) if tail else ""))
-        return found
-
-    def statement(chunk: list[Any]) -> tuple[Any, Any]:
-        cols = tuple(chunk[0])
-        if dialect.name != "postgresql" or not all(_plain(t.c[c]) for c in cols):
-            return None, chunk
-        for offset, row in enumerate(chunk):
-            if len(row) != len(cols) or any(c not in row for c in cols):
-                raise ConfigurationError(
-                    f"row {offset} of a chunk has columns {sorted(row)}, the chunk's first "
-                    f"row {sorted(cols)}: rows written together must name the same columns"
-                )
-        params = {f"p{i}": [row[c] for row in chunk] for i, c in enumerate(cols)}
-        return unnest(cols), params
-
-    return statement
-
-
 def bulk_insert(
     engine: Any,
     table: Any,
@@ -305,17 +264,16 @@ def bulk_insert(
     """
     t = _table(table)
     sa = _sa()
-
-    fast = _insert_rows(engine, t, None)
+    fast = UnnestInsert(_engine(engine, None).dialect, t)
 
     def statement(chunk: list[Any]) -> tuple[Any, Any]:
-        stmt, params = fast(chunk)
-        return (sa.insert(t) if stmt is None else stmt), params
+        return fast.statement(chunk) or (sa.insert(t), chunk)
 
     return _run(
         engine,
         _checked_rows(t, rows),
         statement,
+        fast=fast,
         columns=len(t.columns),
         size=size,
         isolation_level=isolation_level,
@@ -359,12 +317,12 @@ def bulk_upsert(
         )
         return f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
 
-    fast = _insert_rows(engine, t, on_conflict)
+    fast = UnnestInsert(_engine(engine, None).dialect, t, on_conflict)
 
     def statement(chunk: list[Any]) -> tuple[Any, Any]:
-        fast_stmt, params = fast(chunk)
-        if fast_stmt is not None:
-            return fast_stmt, params
+        found = fast.statement(chunk)
+        if found is not None:
+            return found
         cols = updated(list(chunk[0]))
         stmt = insert(t)
         if not cols:
