@@ -10,7 +10,14 @@ report = run_batches(items, fn, size=1000, concurrency=4)   # BatchReport(succee
 from __future__ import annotations
 
 from phoenixkit.batch.chunking import PG_MAX_PARAMS, ItemTooLargeError, chunked
-from phoenixkit.batch.report import BatchReport, ChunkResult, ItemFailure, Progress
+from phoenixkit.batch.report import (
+    BatchReport,
+    ChunkResult,
+    ItemFailure,
+    ItemsFailed,
+    Progress,
+    RowRejected,
+)
 from phoenixkit.batch.runner import arun_batches, run_batches
 from phoenixkit.batch.sql import (
     bulk_delete,
@@ -27,7 +34,9 @@ __all__ = [
     "ChunkResult",
     "ItemFailure",
     "ItemTooLargeError",
+    "ItemsFailed",
     "Progress",
+    "RowRejected",
     "arun_batches",
     "bulk_delete",
     "bulk_insert",
