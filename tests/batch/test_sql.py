@@ -365,3 +365,29 @@ def test_mixed_python_types_in_a_column_still_insert(engine: sa.engine.Engine) -
         ]
     finally:
         meta.drop_all(engine)
+
+
+@pytest.mark.slow
+def test_a_million_rows_one_percent_bad_every_valid_row_once(
+    engine: sa.engine.Engine, table: sa.Table
+) -> None:
+    n = 1_000_000
+    bad = set(range(37, n, 100))  # 1%: every chunk of 1,000 holds ten bad rows
+
+    def rows() -> Iterator[dict[str, object]]:
+        for i in range(n):
+            yield {"id": i, "qty": -1 if i in bad else i % 7, "name": f"s{i % 997}"}
+
+    report = bulk_insert(engine, table, rows(), size=1000, concurrency=2)
+    assert report.failed_indexes == sorted(bad)
+    assert report.succeeded == n - len(bad)
+    with engine.connect() as conn:
+        total, distinct = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(table.c.id)))
+        ).one()
+    assert total == distinct == n - len(bad)  # every valid row committed exactly once
+    with engine.connect() as conn:
+        missing = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(table.c.id % 100 == 37)
+        ).scalar()
+    assert missing == 0
