@@ -9,6 +9,7 @@ probes run across the fleet, and a killed Redis degrades to local decisions and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -118,7 +119,7 @@ CONFIGS = st.builds(
     max_open_duration=st.sampled_from([None, 100.0]),
     jitter=st.sampled_from([0.0, 0.2]),
     half_open_max_calls=st.integers(1, 3),
-    max_wait_in_half_open=st.sampled_from([None, 5.0, 20.0]),
+    max_wait_in_half_open=st.sampled_from([None, 5.0, 20.0, 100.0]),
 )
 
 
@@ -132,7 +133,12 @@ class ScriptMatchesCore(RuleBasedStateMachine):
         self.name = unique("model")
         self.config = config
         self.draw = draw
-        self.model = SharedModel(config, draw)
+        wait = config.max_wait_in_half_open
+        # The shared state bounds the wait for probes even when the breaker does not.
+        model_config = dataclasses.replace(
+            config, max_wait_in_half_open=self.store.probe_timeout if wait is None else wait
+        )
+        self.model = SharedModel(model_config, draw)
         view = self.store.run(self.name, config, "sync")
         self.epoch = view.generation  # the script's generations start at its own epoch
         self.last: SharedView = view
@@ -361,6 +367,25 @@ def test_an_ignored_probe_is_given_back_to_the_fleet(shared_url: str) -> None:
         a.call(ignored)
     assert b.call(ok) == "ok"  # the probe came back: b may take it (and closes the circuit)
     assert a.refresh() == CLOSED
+
+
+def test_a_probe_that_never_reports_does_not_hold_the_fleet_forever(shared_url: str) -> None:
+    clock = FakeClock(100.0)
+    store = RedisBreakerState(shared_url, clock=clock, probe_timeout=20.0)
+    name, config = unique(), BreakerConfig(open_duration=30.0, half_open_max_calls=1)
+    store.run(name, config, "force", OPEN)
+    clock.advance(30.0)
+    taken = store.run(name, config, "acquire")
+    assert (taken.state, taken.probe) == (HALF_OPEN, True)  # ... and its process dies
+    clock.advance(19.0)
+    assert not store.run(name, config, "acquire").admitted  # the fleet waits for it
+    clock.advance(1.0)
+    assert store.run(name, config, "sync").state == OPEN  # probe_timeout: open again
+    clock.advance(30.0)
+    fresh = store.run(name, config, "acquire")
+    assert (fresh.state, fresh.probe) == (HALF_OPEN, True)
+    with pytest.raises(ConfigurationError, match="probe_timeout"):
+        RedisBreakerState(shared_url, probe_timeout=0)
 
 
 def test_hand_set_states_reach_every_breaker(shared_url: str) -> None:

@@ -51,8 +51,11 @@ class RedisBreakerState:
     `~phoenixkit._backends.RedisBackend` or a redis-py client. One object can serve many
     breakers. ``ttl`` (seconds) is how long an untouched closed or half-open state lives;
     an open state lives at least until it may half-open, forced-open and disabled states
-    until changed. ``clock`` replaces the server's clock (for tests only: every process
-    must then agree on it).
+    until changed. ``probe_timeout`` (seconds) is how long the fleet waits in half-open for
+    its probes when the breaker sets no ``max_wait_in_half_open``: a probe whose process
+    died never reports, so the circuit opens again and later hands out fresh probes.
+    ``clock`` replaces the server's clock (for tests only: every process must then agree
+    on it).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class RedisBreakerState:
         *,
         prefix: str = "pk:breaker:",
         ttl: float = 86_400.0,
+        probe_timeout: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
         found = get_backend(backend)
@@ -74,6 +78,15 @@ class RedisBreakerState:
         self.backend = found
         self.prefix = prefix
         self.ttl = float(ttl)
+        if (
+            isinstance(probe_timeout, bool)
+            or not isinstance(probe_timeout, (int, float))
+            or not 0 < probe_timeout < float("inf")
+        ):
+            raise ConfigurationError(
+                f"probe_timeout must be a number of seconds > 0, got {probe_timeout!r}"
+            )
+        self.probe_timeout = float(probe_timeout)
         self.clock = clock
         self._script: Any = None
         self._async_scripts: dict[int, tuple[Any, Any]] = {}
@@ -92,7 +105,9 @@ class RedisBreakerState:
         c = config
         slow = c.slow_call_rate_threshold if c.slow_call_duration is not None else 0.0
         cap = _FOREVER if c.max_open_duration is None else min(c.max_open_duration, _FOREVER)
-        wait = -1.0 if c.max_wait_in_half_open is None else c.max_wait_in_half_open
+        # A probe whose process died never reports: without a limit of its own, the fleet
+        # would wait for it forever. Breakers without max_wait_in_half_open get probe_timeout.
+        wait = self.probe_timeout if c.max_wait_in_half_open is None else c.max_wait_in_half_open
         now = -1.0 if self.clock is None else self.clock()
         base = [op, c.half_open_max_calls, c.failure_rate_threshold, slow]
         base += [min(c.open_duration, _FOREVER), c.open_duration_multiplier, cap, jitter_draw]
