@@ -126,6 +126,7 @@ class PostgresServer:
                 "hot_standby_feedback = on\n"
                 "shared_buffers = 32MB\n"
                 "max_connections = 100\n"
+                "shared_preload_libraries = 'pg_stat_statements'\n"
                 "wal_receiver_status_interval = 1s\n"
             )
         server._chown()

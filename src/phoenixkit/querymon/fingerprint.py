@@ -42,11 +42,17 @@ def _replace_list(match: re.Match[str]) -> str:
     return f"{match.group(1)} (...)"
 
 
-def normalize(sql: str) -> str:
+def _text(sql: object) -> str:
+    if isinstance(sql, str):
+        return sql
+    if isinstance(sql, (bytes, bytearray)):
+        return bytes(sql).decode("utf-8", "replace")
+    return str(sql)
+
+
+def normalize(sql: str | bytes) -> str:
     """The normalised text of ``sql`` (see the module docstring)."""
-    if not isinstance(sql, str):
-        sql = sql.decode("utf-8", "replace") if isinstance(sql, (bytes, bytearray)) else str(sql)
-    return _normalize(sql[:_MAX_SQL])
+    return _normalize(_text(sql)[:_MAX_SQL])
 
 
 @lru_cache(maxsize=4096)
@@ -101,8 +107,6 @@ def _cached(sql: str) -> Fingerprint:
     return Fingerprint(_normalize(sql[:_MAX_SQL]))
 
 
-def fingerprint(sql: str) -> Fingerprint:
+def fingerprint(sql: str | bytes) -> Fingerprint:
     """The `Fingerprint` of ``sql`` (cached for the 4096 most recent distinct strings)."""
-    if not isinstance(sql, str):
-        return Fingerprint(normalize(sql))
-    return _cached(sql)
+    return _cached(_text(sql))

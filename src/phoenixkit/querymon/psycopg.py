@@ -1,0 +1,86 @@
+"""Hooks for psycopg 3 connections: their cursors time ``execute`` and ``executemany``.
+
+`instrument_connection` gives the connection a cursor class of its own (a subclass of the
+one it had), so ``conn.execute(...)`` and ``conn.cursor().execute(...)`` are both timed,
+from the call to its return (rows fetched later are not included).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from phoenixkit._optional import require
+
+if TYPE_CHECKING:
+    from phoenixkit.querymon.monitor import QueryMonitor
+
+__all__ = ["instrument_connection"]
+
+
+def _text(query: Any, cursor: Any) -> str:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode("utf-8", "replace")
+    as_string = getattr(query, "as_string", None)  # psycopg.sql.Composable
+    return str(as_string(cursor)) if callable(as_string) else str(query)
+
+
+def instrument_connection(monitor: QueryMonitor, conn: Any) -> None:
+    """Time every query run through ``conn`` (a psycopg ``Connection`` or
+    ``AsyncConnection``); `QueryMonitor.uninstrument` puts the old cursor class back."""
+    psycopg = require("psycopg", extra="postgres", feature="phoenixkit.querymon for psycopg")
+    base = conn.cursor_factory
+    clock, record = monitor.clock, monitor.record
+
+    if isinstance(conn, psycopg.AsyncConnection):
+
+        class AsyncTimed(base):  # type: ignore[misc,valid-type]
+            async def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                started = clock()
+                try:
+                    result = await super().execute(query, params, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, params=params, error=exc)
+                    raise
+                record(_text(query, self), clock() - started, params=params)
+                return result
+
+            async def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
+                started = clock()
+                try:
+                    await super().executemany(query, params_seq, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, error=exc)
+                    raise
+                record(_text(query, self), clock() - started)
+
+        conn.cursor_factory = AsyncTimed
+    else:
+
+        class Timed(base):  # type: ignore[misc,valid-type]
+            def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                started = clock()
+                try:
+                    result = super().execute(query, params, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, params=params, error=exc)
+                    raise
+                record(_text(query, self), clock() - started, params=params)
+                return result
+
+            def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
+                started = clock()
+                try:
+                    super().executemany(query, params_seq, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, error=exc)
+                    raise
+                record(_text(query, self), clock() - started)
+
+        conn.cursor_factory = Timed
+
+    def undo() -> None:
+        conn.cursor_factory = base
+
+    monitor.hooks.append(undo)

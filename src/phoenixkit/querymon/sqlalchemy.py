@@ -1,0 +1,94 @@
+"""Hooks for SQLAlchemy engines (sync; an AsyncEngine through its ``sync_engine``).
+
+Times each cursor execution from ``before_cursor_execute`` to ``after_cursor_execute``
+(fetching rows afterwards is not included), records failures from ``handle_error``, and
+counts pool checkouts, checkins, connects and invalidations; the pool's gauges (checked
+out, overflow, size) are read when a snapshot is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from phoenixkit._optional import require
+
+if TYPE_CHECKING:
+    from phoenixkit.querymon.monitor import QueryMonitor
+
+__all__ = ["instrument_engine"]
+
+_ATTR = "_phoenixkit_started"
+
+
+def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[str, Any]]:
+    """Attach ``monitor`` to ``engine``; returns a function reading the pool's statistics.
+
+    `QueryMonitor.uninstrument` removes every hook."""
+    sa = require("sqlalchemy", extra="postgres", feature="phoenixkit.querymon for SQLAlchemy")
+    sync = getattr(engine, "sync_engine", engine)
+    if not isinstance(sync, sa.engine.Engine):
+        raise TypeError(f"not a SQLAlchemy Engine: {engine!r}")
+    clock = monitor.clock
+    record = monitor.record
+    counts = {"checkouts": 0, "checkins": 0, "connects": 0, "invalidations": 0}
+
+    def before(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if context is not None:
+            setattr(context, _ATTR, clock())
+
+    def after(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        started = getattr(context, _ATTR, None)
+        if started is not None:
+            record(statement, clock() - started, params=params)
+
+    def failed(ctx: Any) -> None:
+        started = getattr(ctx.execution_context, _ATTR, None)
+        if started is not None and ctx.statement is not None:
+            record(
+                ctx.statement,
+                clock() - started,
+                params=ctx.parameters,
+                error=ctx.original_exception,
+            )
+
+    def counter(name: str) -> Callable[..., None]:
+        def count(*args: Any) -> None:
+            counts[name] += 1
+
+        return count
+
+    hooks: list[tuple[Any, str, Callable[..., Any]]] = [
+        (sync, "before_cursor_execute", before),
+        (sync, "after_cursor_execute", after),
+        (sync, "handle_error", failed),
+        (sync.pool, "checkout", counter("checkouts")),
+        (sync.pool, "checkin", counter("checkins")),
+        (sync.pool, "connect", counter("connects")),
+        (sync.pool, "invalidate", counter("invalidations")),
+    ]
+    for target, name, fn in hooks:
+        sa.event.listen(target, name, fn)
+
+    def undo() -> None:
+        for target, name, fn in hooks:
+            if sa.event.contains(target, name, fn):
+                sa.event.remove(target, name, fn)
+
+    monitor.hooks.append(undo)
+
+    def pool_stats() -> dict[str, Any]:
+        pool = sync.pool
+        found: dict[str, Any] = {"engine": repr(sync.url.render_as_string(hide_password=True))}
+        found.update(counts)
+        for gauge in ("checkedout", "overflow", "size"):
+            method = getattr(pool, gauge, None)
+            if callable(method):
+                found[gauge] = method()
+        return found
+
+    return pool_stats
