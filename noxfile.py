@@ -55,7 +55,9 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks beside the peers; pass --quick after -- for a run under a minute."""
     # The peers measured beside phoenixkit.
-    session.install("-e", ".[all]", "python-json-logger", "orjson")
+    session.install(
+        "-e", ".[all]", "python-json-logger", "orjson", "opentelemetry-instrumentation-sqlalchemy"
+    )
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

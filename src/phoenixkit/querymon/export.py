@@ -46,7 +46,7 @@ def _label(value: str) -> str:
 def prometheus_text(monitor: QueryMonitor, *, top: int = 50) -> str:
     """Prometheus exposition text (``phoenixkit_querymon_*``)."""
     snap = monitor.snapshot()
-    overall = monitor._overall.sketch  # the full sketch, for the bucket counts
+    overall = monitor._overall.window.cumulative()  # the full sketch, for bucket counts
     lines = [
         "# HELP phoenixkit_querymon_query_duration_seconds Duration of every query.",
         "# TYPE phoenixkit_querymon_query_duration_seconds histogram",

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import itertools
 import logging
+import math
 import sys
 import threading
 from collections import OrderedDict, deque
@@ -93,37 +94,29 @@ class Snapshot:
 
 
 class _Entry:
-    __slots__ = ("count", "errors", "fingerprint", "sketch", "slow", "window")
+    __slots__ = ("count", "errors", "fingerprint", "slow", "window")
 
     def __init__(self, fp: str, accuracy: float, minutes: int) -> None:
         self.fingerprint = fp
         self.count = self.errors = self.slow = 0
-        self.sketch = Sketch(accuracy)
-        self.window = WindowedSketch(minutes, 60.0, accuracy)
+        self.window = WindowedSketch(minutes, 60.0, accuracy)  # and, with retired, all
 
-    def add(self, seconds: float, now: float, slow: bool, error: bool) -> None:
+    def add(self, key: int | None, seconds: float, now: float, slow: bool, error: bool) -> None:
         self.count += 1
-        self.errors += error
-        self.slow += slow
-        self.sketch.add(seconds)
-        self.window.add(seconds, now)
+        if error:
+            self.errors += 1
+        if slow:
+            self.slow += 1
+        self.window.add_key(key, seconds, now)
 
     def fold(self, other: _Entry, now: float) -> None:
         self.count += other.count
         self.errors += other.errors
         self.slow += other.slow
-        self.sketch.merge(other.sketch)
-        for entry in other.window._ring:
-            if entry is not None:
-                slot = entry[0] % self.window.slices
-                mine = self.window._ring[slot]
-                if mine is None or mine[0] < entry[0]:
-                    self.window._ring[slot] = (entry[0], entry[1].copy())
-                elif mine[0] == entry[0]:
-                    mine[1].merge(entry[1])
+        self.window.absorb(other.window)
 
     def stats(self, now: float) -> QueryStats:
-        s, ms = self.sketch, 1000.0
+        s, ms = self.window.cumulative(), 1000.0
         qs = [v * ms for v in s.quantiles(_QUANTILES)] if s.count else [0.0] * 4
         win = self.window.merged(now)
         return QueryStats(
@@ -223,6 +216,7 @@ class QueryMonitor:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._overall = _Entry("all", relative_accuracy, window_minutes)
         self._slow_window = WindowedSketch(window_minutes, 60.0, relative_accuracy)
+        self._keys = Sketch(relative_accuracy)  # maps values to bucket keys
         self._other: _Entry | None = None
         self._dropped = 0
         self._slow_log: deque[SlowQuery] = deque(maxlen=slow_log_size)
@@ -253,7 +247,11 @@ class QueryMonitor:
     def _record(self, sql: str, seconds: float, params: Any, error: BaseException | None) -> None:
         fp = fingerprint(sql)
         now = self.clock()
+        if not 0 <= seconds < math.inf:  # NaN, negative: a broken clock, not a query
+            raise ValueError(f"bad duration {seconds!r}")
         slow = seconds >= self.slow_threshold
+        key = self._keys.key(seconds) if seconds > 0 else None
+        failed = error is not None
         with self._lock:
             entry = self._entries.get(fp)
             if entry is None:
@@ -266,10 +264,10 @@ class QueryMonitor:
                     self._dropped += 1
             else:
                 self._entries.move_to_end(fp)
-            entry.add(seconds, now, slow, error is not None)
-            self._overall.add(seconds, now, slow, error is not None)
+            entry.add(key, seconds, now, slow, failed)
+            self._overall.add(key, seconds, now, slow, failed)
             if slow:
-                self._slow_window.add(seconds, now)
+                self._slow_window.add_key(key, seconds, now)
         unit = _unit.get()
         if unit is not None:
             self._count_in_unit(unit, fp)

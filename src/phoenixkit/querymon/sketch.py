@@ -55,6 +55,27 @@ class Sketch:
         self.min = math.inf
         self.max = -math.inf
 
+    def key(self, value: float) -> int:
+        """The bucket of ``value`` (> 0); sketches of one accuracy share their keys."""
+        return math.ceil(math.log(value) / self._gamma_log)
+
+    def add_key(self, key: int | None, value: float) -> None:
+        """Count one finite ``value`` whose bucket is ``key`` (None for a value <= 0): the
+        hot path, when one value goes into several sketches of one accuracy."""
+        self.count += 1
+        self.sum += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if key is None:
+            self.zeros += 1
+            return
+        buckets = self.buckets
+        buckets[key] = buckets.get(key, 0) + 1
+        if len(buckets) > self._max_buckets:
+            self._fold()
+
     def add(self, value: float, count: int = 1) -> None:
         """Count ``value`` (``count`` times). NaN and infinities are ignored."""
         if not math.isfinite(value):
@@ -149,13 +170,19 @@ class Sketch:
         return sketch
 
     def copy(self) -> Sketch:
-        return Sketch.from_dict(self.to_dict(), self._max_buckets)
+        out = Sketch(self.accuracy, self._max_buckets)
+        out.buckets = dict(self.buckets)
+        out.zeros, out.count, out.sum = self.zeros, self.count, self.sum
+        out.min, out.max = self.min, self.max
+        return out
 
 
 class WindowedSketch:
-    """The last ``slices`` time slices of ``slice_seconds`` each, one `Sketch` per slice."""
+    """The last ``slices`` time slices of ``slice_seconds`` each, one `Sketch` per slice,
+    and everything before them in one more (``retired``): a value is added once, to its
+    slice, and is in the window while its slice is live and in `cumulative` forever."""
 
-    __slots__ = ("_ring", "accuracy", "slice_seconds", "slices")
+    __slots__ = ("_ring", "accuracy", "retired", "slice_seconds", "slices")
 
     def __init__(
         self, slices: int = 5, slice_seconds: float = 60.0, relative_accuracy: float = 0.01
@@ -168,15 +195,47 @@ class WindowedSketch:
         self.slice_seconds = float(slice_seconds)
         self.accuracy = relative_accuracy
         self._ring: list[tuple[int, Sketch] | None] = [None] * slices
+        self.retired = Sketch(relative_accuracy)
 
     def add(self, value: float, now: float) -> None:
-        epoch = math.floor(now / self.slice_seconds)
+        self.add_key(None if value <= 0 else Sketch(self.accuracy).key(value), value, now)
+
+    def add_key(self, key: int | None, value: float, now: float) -> None:
+        """`add` with the value's bucket already known (see `Sketch.add_key`)."""
+        epoch = int(now // self.slice_seconds)
         slot = epoch % self.slices
         found = self._ring[slot]
         if found is None or found[0] != epoch:
-            found = (epoch, Sketch(self.accuracy))
-            self._ring[slot] = found
-        found[1].add(value)
+            if found is not None:
+                self.retired.merge(found[1])
+            found = self._ring[slot] = (epoch, Sketch(self.accuracy))
+        found[1].add_key(key, value)
+
+    def cumulative(self) -> Sketch:
+        """Every value ever added."""
+        out = self.retired.copy()
+        for entry in self._ring:
+            if entry is not None:
+                out.merge(entry[1])
+        return out
+
+    def absorb(self, other: WindowedSketch) -> None:
+        """Add ``other``'s values, slice by slice (for folding one entry into another)."""
+        self.retired.merge(other.retired)
+        for entry in other._ring:
+            if entry is None:
+                continue
+            slot = entry[0] % self.slices
+            mine = self._ring[slot]
+            if mine is not None and mine[0] < entry[0]:
+                self.retired.merge(mine[1])
+                mine = None
+            if mine is None:
+                mine = self._ring[slot] = (entry[0], Sketch(self.accuracy))
+            if mine[0] == entry[0]:
+                mine[1].merge(entry[1])
+            else:  # older than what this slot holds: out of the window anyway
+                self.retired.merge(entry[1])
 
     def merged(self, now: float) -> Sketch:
         """One sketch of the values of the live slices (the current one included)."""
