@@ -17,6 +17,7 @@ from phoenixkit import __version__
 from phoenixkit._backends import get_backend, redact_url
 from phoenixkit.demo.batch_section import run_batch_section
 from phoenixkit.demo.breaker_section import run_breaker_section
+from phoenixkit.demo.querymon_section import run_querymon_section
 from phoenixkit.demo.ratelimit_section import run_ratelimit_section
 from phoenixkit.errors import PhoenixError
 from phoenixkit.serialization import Serializer
@@ -163,7 +164,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("retry", "Retry policies", 4, _retry),
     Section("batch", "Batch chunker and bulk SQL writes", 5, run_batch_section),
     Section("replicas", "Read-replica router", 6),
-    Section("querymon", "Query monitor", 7),
+    Section("querymon", "Query monitor", 7, run_querymon_section),
     Section("masking", "Structured logs with masking", 8, _masking),
     Section("integrations", "ASGI/WSGI middleware and framework adapters", 10),
 )
