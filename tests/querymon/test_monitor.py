@@ -339,3 +339,21 @@ def test_bad_settings_are_refused() -> None:
         QueryMonitor(degraded_at=0.2, unhealthy_at=0.1)
     with pytest.raises(ConfigurationError, match="cannot instrument"):
         QueryMonitor().instrument(object())
+
+
+def test_slow_selects_are_explained_off_the_hot_path(engine: sa.engine.Engine) -> None:
+    mon = QueryMonitor(slow_threshold_ms=5, explain=True).instrument(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_sleep(0.01), :n AS n"), {"n": 7})
+        conn.exec_driver_sql("CREATE TEMP TABLE t_explain (x int)")
+        conn.exec_driver_sql("INSERT INTO t_explain SELECT 1 FROM pg_sleep(0.01)")
+    assert mon.explainer is not None
+    assert mon.explainer.wait(10)
+    extra = mon.snapshot().extra
+    plans = extra["plans"]
+    assert list(plans) == ["select pg_sleep(?),? as n"]  # the INSERT is never explained
+    plan = plans["select pg_sleep(?),? as n"]
+    assert plan[0]["Plan"]["Node Type"] == "Result"
+    assert "Actual Rows" not in plan[0]["Plan"]  # no ANALYZE: the query did not run again
+    assert extra["explain"]["explained"] == 1
+    mon.uninstrument()

@@ -23,6 +23,7 @@ from typing import Any
 
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit.errors import ConfigurationError
+from phoenixkit.querymon.explain import Explainer
 from phoenixkit.querymon.fingerprint import fingerprint
 from phoenixkit.querymon.sketch import Sketch, WindowedSketch
 
@@ -184,6 +185,9 @@ class QueryMonitor:
         unhealthy_at: float = 0.10,
         slow_log_size: int = 100,
         sample_params: bool = True,
+        explain: bool = False,
+        explain_keep: int = 10,
+        explain_analyze: bool = False,
         on_event: Callable[[Any], Any] | None = None,
         clock: Clock = monotonic_clock,
     ) -> None:
@@ -212,6 +216,9 @@ class QueryMonitor:
         self.sample_params = sample_params
         self.on_event = on_event
         self.clock = clock
+        self.explainer: Explainer | None = (
+            Explainer(keep=explain_keep, analyze=explain_analyze) if explain else None
+        )
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._overall = _Entry("all", relative_accuracy, window_minutes)
@@ -235,16 +242,27 @@ class QueryMonitor:
         *,
         params: Any = None,
         error: BaseException | None = None,
+        explain: Callable[[str, Any], Any] | None = None,
     ) -> None:
-        """Count one query that took ``seconds``; never raises (failures are counted)."""
+        """Count one query that took ``seconds``; never raises (failures are counted).
+
+        ``explain(sql, params)`` runs a statement on a connection of its own (the hooks pass
+        one): with ``explain=True``, slow queries are EXPLAINed with it off the hot path."""
         try:
-            self._record(sql, seconds, params, error)
+            self._record(sql, seconds, params, error, explain)
         except Exception:  # the monitor must never break the user's query
             n = next(self._monitor_errors)
             if n == 0:
                 _log.warning("query monitor failed to record a query", exc_info=True)
 
-    def _record(self, sql: str, seconds: float, params: Any, error: BaseException | None) -> None:
+    def _record(
+        self,
+        sql: str,
+        seconds: float,
+        params: Any,
+        error: BaseException | None,
+        explain: Callable[[str, Any], Any] | None,
+    ) -> None:
         fp = fingerprint(sql)
         now = self.clock()
         if not 0 <= seconds < math.inf:  # NaN, negative: a broken clock, not a query
@@ -273,6 +291,8 @@ class QueryMonitor:
             self._count_in_unit(unit, fp)
         if slow:
             self._slow(fp, sql, seconds, params, error, now)
+            if explain is not None and self.explainer is not None and error is None:
+                self.explainer.offer(fp, seconds, sql, params, explain)
 
     def _count_in_unit(self, unit: _Unit, fp: str) -> None:
         n = unit.counts[fp] = unit.counts.get(fp, 0) + 1
@@ -343,10 +363,12 @@ class QueryMonitor:
         return self
 
     def uninstrument(self) -> None:
-        """Remove every hook this monitor installed."""
+        """Remove every hook this monitor installed (and stop the EXPLAIN thread)."""
         while self.hooks:
             self.hooks.pop()()
         self._pools.clear()
+        if self.explainer is not None:
+            self.explainer.stop()
 
     # Reading --------------------------------------------------------------------------------
 
@@ -373,8 +395,22 @@ class QueryMonitor:
             n_plus_one=events,
             dropped_fingerprints=dropped,
             monitor_errors=int(repr(self._monitor_errors)[6:-1]),
-            extra={"pools": [read() for read in self._pools]} if self._pools else {},
+            extra=self._extra(),
         )
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self._pools:
+            extra["pools"] = [read() for read in self._pools]
+        if self.explainer is not None:
+            with self.explainer._lock:
+                extra["plans"] = {fp: plan for fp, (_, plan) in self.explainer.plans.items()}
+            extra["explain"] = {
+                "explained": self.explainer.explained,
+                "failed": self.explainer.failed,
+                "dropped": self.explainer.dropped,
+            }
+        return extra
 
     def _health(self, share: float) -> str:
         if share < self.degraded_at:

@@ -39,12 +39,17 @@ def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[s
         if context is not None:
             setattr(context, _ATTR, clock())
 
+    def explain(sql: str, params: Any) -> Any:  # on the EXPLAIN thread, never the caller's
+        with sync.connect() as conn:
+            return conn.exec_driver_sql(sql, params).scalar()
+
     def after(
         conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
         started = getattr(context, _ATTR, None)
         if started is not None:
-            record(statement, clock() - started, params=params)
+            plan = explain if monitor.explainer is not None and not many else None
+            record(statement, clock() - started, params=params, explain=plan)
 
     def failed(ctx: Any) -> None:
         started = getattr(ctx.execution_context, _ATTR, None)
