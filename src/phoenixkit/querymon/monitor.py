@@ -152,7 +152,7 @@ _unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar(
 )
 
 
-def call_site() -> str | None:
+def _call_site() -> str | None:
     """``file:line in function`` of the innermost frame outside the database stack."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
@@ -298,7 +298,7 @@ class QueryMonitor:
         n = unit.counts[fp] = unit.counts.get(fp, 0) + 1
         if n >= self.n_plus_one_threshold and fp not in unit.reported:
             unit.reported.add(fp)
-            event = NPlusOne(fp, n, call_site(), unit.name)
+            event = NPlusOne(fp, n, _call_site(), unit.name)
             self._events.append(event)
             _log.warning("N+1 queries: %r ran %d times at %s", fp, n, event.call_site)
             if self.on_event is not None:
@@ -322,7 +322,7 @@ class QueryMonitor:
                 sql=sql[:2000],
                 duration_ms=seconds * 1000,
                 params=shown,
-                call_site=call_site(),
+                call_site=_call_site(),
                 at=now,
                 error=None if error is None else f"{type(error).__name__}: {error}"[:500],
             )

@@ -7,6 +7,7 @@ from the call to its return (rows fetched later are not included).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from phoenixkit._optional import require
@@ -26,16 +27,21 @@ def _text(query: Any, cursor: Any) -> str:
     return str(as_string(cursor)) if callable(as_string) else str(query)
 
 
-def instrument_connection(monitor: QueryMonitor, conn: Any) -> None:
+def instrument_connection(
+    monitor: QueryMonitor, conn: Any, *, explain: Callable[[str, Any], Any] | None = None
+) -> None:
     """Time every query run through ``conn`` (a psycopg ``Connection`` or
     ``AsyncConnection``); `QueryMonitor.uninstrument` puts the old cursor class back."""
     psycopg = require("psycopg", extra="postgres", feature="phoenixkit.querymon for psycopg")
     base = conn.cursor_factory
     clock, record = monitor.clock, monitor.record
+    plan = explain if monitor.explainer is not None else None
 
     if isinstance(conn, psycopg.AsyncConnection):
 
         class AsyncTimed(base):  # type: ignore[misc,valid-type]
+            _phoenixkit = True
+
             async def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
                 started = clock()
                 try:
@@ -43,7 +49,7 @@ def instrument_connection(monitor: QueryMonitor, conn: Any) -> None:
                 except Exception as exc:
                     record(_text(query, self), clock() - started, params=params, error=exc)
                     raise
-                record(_text(query, self), clock() - started, params=params)
+                record(_text(query, self), clock() - started, params=params, explain=plan)
                 return result
 
             async def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
@@ -59,6 +65,8 @@ def instrument_connection(monitor: QueryMonitor, conn: Any) -> None:
     else:
 
         class Timed(base):  # type: ignore[misc,valid-type]
+            _phoenixkit = True
+
             def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
                 started = clock()
                 try:
@@ -66,7 +74,7 @@ def instrument_connection(monitor: QueryMonitor, conn: Any) -> None:
                 except Exception as exc:
                     record(_text(query, self), clock() - started, params=params, error=exc)
                     raise
-                record(_text(query, self), clock() - started, params=params)
+                record(_text(query, self), clock() - started, params=params, explain=plan)
                 return result
 
             def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:

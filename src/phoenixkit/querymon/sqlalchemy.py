@@ -21,6 +21,15 @@ __all__ = ["instrument_engine"]
 _ATTR = "_phoenixkit_started"
 
 
+def _plain_cursor(driver: Any) -> Any:
+    module = type(driver).__module__
+    if module.startswith("psycopg"):
+        import psycopg
+
+        return psycopg.Cursor(driver)  # not the connection's (watched) cursor class
+    return driver.cursor()
+
+
 def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[str, Any]]:
     """Attach ``monitor`` to ``engine``; returns a function reading the pool's statistics.
 
@@ -40,8 +49,16 @@ def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[s
             setattr(context, _ATTR, clock())
 
     def explain(sql: str, params: Any) -> Any:  # on the EXPLAIN thread, never the caller's
-        with sync.connect() as conn:
-            return conn.exec_driver_sql(sql, params).scalar()
+        raw = sync.raw_connection()  # a pooled DBAPI connection, unwatched cursor:
+        try:  # the EXPLAIN itself is never recorded
+            driver = raw.driver_connection
+            cursor = _plain_cursor(driver) if driver is not None else raw.cursor()
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            raw.rollback()
+            return None if row is None else row[0]
+        finally:
+            raw.close()
 
     def after(
         conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
@@ -67,11 +84,26 @@ def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[s
 
         return count
 
-    hooks: list[tuple[Any, str, Callable[..., Any]]] = [
-        (sync, "before_cursor_execute", before),
-        (sync, "after_cursor_execute", after),
-        (sync, "handle_error", failed),
-        (sync.pool, "checkout", counter("checkouts")),
+    hooks: list[tuple[Any, str, Callable[..., Any]]]
+    if sync.dialect.driver == "psycopg" and not sync.dialect.is_async:
+        # Time at the driver: the connection's own cursor class, no SQLAlchemy cursor
+        # events (their dispatch costs more than the timing itself).
+        from phoenixkit.querymon.psycopg import instrument_connection
+
+        def watch(dbapi_conn: Any, record_: Any, proxy: Any) -> None:
+            counts["checkouts"] += 1
+            if not getattr(dbapi_conn.cursor_factory, "_phoenixkit", False):
+                instrument_connection(monitor, dbapi_conn, explain=explain)
+
+        hooks = [(sync.pool, "checkout", watch)]
+    else:
+        hooks = [
+            (sync, "before_cursor_execute", before),
+            (sync, "after_cursor_execute", after),
+            (sync, "handle_error", failed),
+            (sync.pool, "checkout", counter("checkouts")),
+        ]
+    hooks += [
         (sync.pool, "checkin", counter("checkins")),
         (sync.pool, "connect", counter("connects")),
         (sync.pool, "invalidate", counter("invalidations")),
