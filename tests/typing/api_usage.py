@@ -9,6 +9,17 @@ from __future__ import annotations
 from phoenixkit import __version__
 from phoenixkit.batch import BatchReport, chunked, run_batches
 from phoenixkit.breaker import CircuitBreaker, CircuitOpenError, RedisBreakerState
+from phoenixkit.cache import (
+    CachedFunction,
+    CacheStats,
+    InvalidKeyError,
+    MemoryTier,
+    RedisTier,
+    TieredCache,
+    ValueTooLargeError,
+    cached,
+    warm,
+)
 from phoenixkit.errors import ConfigurationError, MissingDependencyError, PhoenixError
 from phoenixkit.ratelimit import (
     Decision,
@@ -87,3 +98,53 @@ def rejected(exc: CircuitOpenError | RateLimitExceeded) -> float:
 chunks: list[list[int]] = list(chunked(range(10), 3))
 report: BatchReport = run_batches(range(10), lambda chunk: None, size=3, concurrency=2)
 failed: list[int] = report.failed_indexes
+
+
+cache = TieredCache(MemoryTier(maxsize=10_000, ttl=60), namespace="shop", fail_safe_ttl=300)
+cache.set("user:1", {"name": "alice"}, ttl=30, tags=["user:1"])
+cache_hit: object = cache.get("user:1", default=None)
+cache_loaded: object = cache.get_or_set("price:1", lambda: 9.99, ttl=10, tags=("prices",))
+cache_many: dict[str, object] = cache.get_many(["user:1", "price:1"])
+cache.set_many({"a": 1, "b": 2}, ttl=60)
+cache.delete("a")
+cache.invalidate_tags("user:1", "prices")
+cache_stats: CacheStats = cache.stats()
+cache_ratio: float = cache_stats.hit_ratio
+cache_l1_hits: int = cache_stats.tiers["l1"].hits
+cache_warmed: int = warm(cache, ["x", "y"], lambda key: key.upper())
+
+
+@cached(cache, ttl=60, tags=lambda user_id: [f"user:{user_id}"])
+def cached_profile(user_id: int) -> dict[str, int]:
+    return {"id": user_id}
+
+
+@cached(cache, ttl=60)
+async def cached_aprofile(user_id: int) -> dict[str, int]:
+    return {"id": user_id}
+
+
+typed_profile: CachedFunction[[int], dict[str, int]] = cached_profile
+profile_one: dict[str, int] = cached_profile(1)
+profile_key: str = cached_profile.cache_key(1)
+profile_calls: int = cached_profile.stats().calls
+cached_profile.invalidate(1)
+
+
+async def use_cache_async() -> tuple[object, object, dict[str, object], dict[str, int]]:
+    await cache.aset("k", 1, ttl=5)
+    value: object = await cache.aget("k")
+    got: object = await cache.aget_or_set("k2", lambda: 2)
+    found: dict[str, object] = await cache.aget_many(["k", "k2"])
+    await cache.adelete("k")
+    await cache.ainvalidate_tags("t")
+    one: dict[str, int] = await cached_aprofile(1)
+    await cached_aprofile.ainvalidate(1)
+    return value, got, found, one
+
+
+def cache_with_redis(url: str) -> TieredCache:
+    return TieredCache(MemoryTier(), RedisTier(url), namespace="shop", lock_lease=10.0)
+
+
+cache_errors: tuple[type[Exception], ...] = (InvalidKeyError, ValueTooLargeError)

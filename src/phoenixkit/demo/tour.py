@@ -17,6 +17,7 @@ from phoenixkit import __version__
 from phoenixkit._backends import get_backend, redact_url
 from phoenixkit.demo.batch_section import run_batch_section
 from phoenixkit.demo.breaker_section import run_breaker_section
+from phoenixkit.demo.cache_section import run_cache_section
 from phoenixkit.demo.querymon_section import run_querymon_section
 from phoenixkit.demo.ratelimit_section import run_ratelimit_section
 from phoenixkit.errors import PhoenixError
@@ -153,7 +154,7 @@ def _retry(ctx: TourContext) -> None:
 
 SECTIONS: tuple[Section, ...] = (
     Section("foundation", "Foundation: backends and serialization", None, _foundation),
-    Section("cache", "Multi-tier cache (L1 memory + L2 Redis)", 3),
+    Section("cache", "Multi-tier cache (L1 memory + L2 Redis)", 3, run_cache_section),
     Section(
         "ratelimit",
         "Rate limiters (sliding window, GCRA, tiers, lockout)",
