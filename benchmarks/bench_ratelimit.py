@@ -6,6 +6,9 @@
   on a free port and stopped at the end):
   * our GCRA hit beside a raw ``EVALSHA`` of a trivial script (``return 1``) on the same
     client: the floor of any one-round-trip limiter, so the ratio is our overhead;
+  * for scale, not ours: a script doing only what any server-clocked limiter must (``TIME``,
+    ``GET``, ``SET ... PX``, no logic) beside the same trivial script: the ratio no GCRA
+    hit can beat on this machine (docs/ratelimit.md, "Performance");
   * our sliding-window log hit beside limits' ``MovingWindowRateLimiter`` (its exact
     strategy, also one script) on the same server;
   * our sliding-window counter hit beside limits' ``SlidingWindowCounterRateLimiter``.
@@ -38,6 +41,10 @@ from phoenixkit.ratelimit import RateLimiter
 
 URL_ENV = "PHOENIXKIT_BENCH_REDIS_URL"
 HUGE = "1000000000/minute"  # never denies: both sides do the full work of an allowed hit
+FLOOR_SCRIPT = (
+    "local t = redis.call('TIME') local v = redis.call('GET', KEYS[1]) "
+    "redis.call('SET', KEYS[1], t[1], 'PX', 60000) return 1"
+)
 
 
 def _allowed(fn: Callable[[], object], what: str) -> Callable[[], object]:
@@ -134,6 +141,11 @@ def _redis_cases(url: str) -> list[Case]:
     def raw_evalsha() -> object:
         return client.evalsha(trivial_sha, 1, "bench:trivial", "1")
 
+    floor_sha = client.script_load(FLOOR_SCRIPT)
+
+    def floor_evalsha() -> object:
+        return client.evalsha(floor_sha, 1, "bench:floor", "1")
+
     storage = storage_from_string(url)
     item = limits.parse(HUGE)
     moving = MovingWindowRateLimiter(storage)
@@ -160,6 +172,15 @@ def _redis_cases(url: str) -> list[Case]:
                 "hits",
             )
         )
+    cases.append(
+        Case(
+            "redis: floor, not ours (TIME+GET+SET PX script)",
+            floor_evalsha,
+            "raw EVALSHA 'return 1' (1 key)",
+            raw_evalsha,
+            "calls",
+        )
+    )
     return cases
 
 

@@ -12,11 +12,16 @@ from typing import Any
 
 
 def hammer(
-    url: str, algorithm: str, rate: str, key: str, start_at: float, seconds: float, threads: int
+    url: str, algorithm: str, rate: str, key: str, ready: Any, seconds: float, threads: int
 ) -> list[tuple[float, float]]:
+    """``ready`` is a `multiprocessing.Manager` Barrier shared by every worker: they start
+    together once all have imported and connected, however loaded the machine is."""
     from phoenixkit.ratelimit import RateLimiter
 
     limiter = RateLimiter(rate, backend=url, algorithm=algorithm, name="hammer")
+    limiter.peek(key)  # connected
+    ready.wait(timeout=120)
+    start_at = time.monotonic() + 0.05
     admitted: list[tuple[float, float]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()

@@ -14,7 +14,7 @@ import pytest
 
 from phoenixkit._backends import RedisBackend
 from phoenixkit.errors import BackendUnavailableError
-from phoenixkit.ratelimit import Decision, RateLimiter
+from phoenixkit.ratelimit import Decision, Lockout, RateLimiter
 from tests.servers import RedisServer, make_workdir, remove_workdir
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -150,4 +150,125 @@ async def test_async_path_falls_back_and_recovers(victim: RedisServer) -> None:
     assert back.limit == 5
     assert back.allowed
     assert limiter.stats().recoveries == 1
+    await backend.aclose()
+
+
+# Lockout ----------------------------------------------------------------------------------
+
+
+class LockoutLoad(Load):
+    """Threads checking and failing logins on a lockout until stopped."""
+
+    def __init__(self, lock: Lockout, threads: int = 4) -> None:
+        self.lock = lock
+        super().__init__(None, threads)  # type: ignore[arg-type]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            phase = self.phase
+            key = f"login:{uuid.uuid4().hex[:3]}"
+            outcome: Decision | BaseException
+            try:
+                outcome = self.lock.check(key)
+                if outcome.allowed:
+                    outcome = self.lock.failure(key)
+            except BaseException as exc:
+                outcome = exc
+            with self._lock:
+                self.outcomes.setdefault(phase, []).append(outcome)
+            time.sleep(0.001)
+
+
+def _answers(lock: Lockout) -> bool:
+    try:
+        lock.check("probe")
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def _lockout_outage(victim: RedisServer, policy: str) -> tuple[Lockout, LockoutLoad, float]:
+    backend = RedisBackend(victim.url + "?socket_timeout=0.5&socket_connect_timeout=0.5")
+    lock = Lockout(
+        4, 60, 60, backend=backend, on_backend_error=policy, workers=2, retry_interval=0.2,
+        name=f"l{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    with LockoutLoad(lock) as load:
+        time.sleep(0.3)
+        load.phase = "down"
+        victim.kill()
+        time.sleep(0.6)
+        load.phase = "restarting"
+        victim.restart()
+        if policy == "raise":  # never degraded: back when a call stops raising
+            recovered = _wait(lambda: _answers(lock), timeout=5)
+        else:
+            recovered = _wait(lambda: not lock.stats().degraded, timeout=5)
+        load.phase = "back"
+        time.sleep(0.3)
+    backend.close()
+    return lock, load, recovered
+
+
+@pytest.mark.parametrize("policy", ["fail_closed", "local", "raise"])
+def test_lockout_policy_holds_while_redis_is_killed(victim: RedisServer, policy: str) -> None:
+    lock, load, recovered = _lockout_outage(victim, policy)
+    assert recovered < 2.0
+    down = load.outcomes["down"]
+    leaked = [o for o in down if isinstance(o, BaseException)]
+    if policy == "raise":
+        assert leaked
+        assert all(isinstance(e, BackendUnavailableError) for e in leaked), leaked[:3]
+    else:
+        assert not leaked, leaked[:3]
+        decisions = [o for o in down if isinstance(o, Decision)]
+        assert decisions
+        if policy == "fail_closed":
+            assert not any(d.allowed for d in decisions)
+            assert all(d.retry_after > 0 for d in decisions)
+        else:  # a local lockout at max_failures // workers = 2
+            assert all(d.limit == 2 for d in decisions[len(decisions) // 2 :])
+        stats = lock.stats()
+        assert stats.fallbacks >= 1
+        assert stats.recoveries == stats.fallbacks
+        assert not stats.degraded
+    for phase in ("back",):  # ("up" holds calls that began before the kill and ended after)
+        outcomes = load.outcomes[phase]
+        odd = [o for o in outcomes if not (isinstance(o, Decision) and o.limit == 4)]
+        assert not odd, (phase, len(outcomes), odd[:3])
+
+
+def test_lockout_local_policy_blocks_at_its_share(victim: RedisServer) -> None:
+    backend = RedisBackend(victim.url + "?socket_connect_timeout=0.5")
+    lock = Lockout(
+        4, 60, 60, backend=backend, on_backend_error="local", workers=2, retry_interval=60,
+        name=f"s{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    assert lock.failure("mallory").remaining == 3  # on Redis
+    victim.kill()
+    try:
+        assert lock.failure("mallory").allowed  # local: 1 of 2
+        blocked = lock.failure("mallory")  # 2 of 2: blocked in this process
+        assert (blocked.allowed, blocked.limit) == (False, 2)
+        assert not lock.check("mallory").allowed
+        assert lock.check("trent").allowed
+    finally:
+        victim.restart()
+        backend.close()
+
+
+@pytest.mark.asyncio
+async def test_lockout_async_path_falls_back_and_recovers(victim: RedisServer) -> None:
+    backend = RedisBackend(victim.url + "?socket_connect_timeout=0.5")
+    lock = Lockout(2, 60, 60, backend=backend, on_backend_error="fail_closed", retry_interval=0.1)
+    key = uuid.uuid4().hex
+    assert (await lock.acheck(key)).allowed
+    victim.kill()
+    closed = [await lock.afailure(key), await lock.acheck(key), await lock.asuccess(key)]
+    assert not any(d.allowed for d in closed)
+    victim.restart()
+    await asyncio.sleep(0.15)
+    assert (await lock.acheck(key)).allowed
+    stats = lock.stats()
+    assert (stats.fallbacks, stats.recoveries, stats.degraded) == (1, 1, False)
     await backend.aclose()

@@ -4,7 +4,6 @@ and 4 processes x 4 threads hammering one key."""
 from __future__ import annotations
 
 import multiprocessing
-import time
 import uuid
 from fractions import Fraction
 from typing import Any
@@ -154,10 +153,10 @@ def test_four_processes_hammering_one_key(redis_server: Any, algorithm: str) -> 
     key = f"hammer:{uuid.uuid4().hex}"
     rate = f"{limit}/second"
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        start_at = time.monotonic() + 1.5  # after every process has imported and connected
-        jobs = [(redis_server.url, algorithm, rate, key, start_at, seconds, 4)] * 4
-        results = pool.map(star, jobs)
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        ready = manager.Barrier(4)  # every process imported and connected: go together
+        jobs = [(redis_server.url, algorithm, rate, key, ready, seconds, 4)] * 4
+        results = pool.map(star, jobs, chunksize=1)
     admitted = [hit for part in results for hit in part]
     _check_hammer(algorithm, limit, period, admitted)
 

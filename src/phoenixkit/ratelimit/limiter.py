@@ -8,21 +8,15 @@ policy when the backend fails.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from phoenixkit._backends import MemoryBackend, RedisBackend, get_backend
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit._wrap import wrap_sync_or_async
-from phoenixkit.errors import (
-    BackendError,
-    BackendUnavailableError,
-    ConfigurationError,
-    PhoenixError,
-)
+from phoenixkit.errors import ConfigurationError, PhoenixError
 from phoenixkit.ratelimit.core import Decision, Rate, check_algorithm, check_hit
+from phoenixkit.ratelimit.degrade import POLICIES, BackendGuard
 from phoenixkit.ratelimit.memory import MemoryStore, MemoryTable
 from phoenixkit.ratelimit.stats import RateLimiterStats, StatsRecorder
 
@@ -36,11 +30,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-logger = logging.getLogger("phoenixkit.ratelimit")
-
-POLICIES = ("fail_closed", "fail_open", "local", "raise")
-"""What a limiter does when its backend cannot be reached (``on_backend_error=``)."""
 
 
 class Store(Protocol):
@@ -103,42 +92,44 @@ class LimiterEngine:
             raise ConfigurationError(
                 f"on_backend_error={on_backend_error!r}: use one of {', '.join(POLICIES)}"
             )
-        if not isinstance(block_for, (int, float)) or not 0 <= block_for < float("inf"):
+        if (
+            not isinstance(block_for, (int, float))
+            or isinstance(block_for, bool)
+            or not 0 <= block_for < float("inf")
+        ):
             raise ConfigurationError(f"block_for must be seconds >= 0, got {block_for!r}")
-        if not isinstance(workers, int) or workers < 1:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigurationError(f"workers must be an int >= 1, got {workers!r}")
-        if not isinstance(retry_interval, (int, float)) or not 0 < retry_interval < float("inf"):
-            raise ConfigurationError(f"retry_interval must be seconds > 0, got {retry_interval!r}")
         self.name = name
         self.block_for = float(block_for)
         self.shadow = bool(shadow)
-        self.policy = on_backend_error
         self.workers = workers
-        self.retry_interval = float(retry_interval)
         self.clock = clock or monotonic_clock
         self.backend = get_backend(backend)
         self.store: Store
         if isinstance(self.backend, MemoryBackend):
             table = self.backend.state("phoenixkit.ratelimit", MemoryTable)
             self.store = MemoryStore(self.algorithm, table, self.clock)
-            self._errors: tuple[type[BaseException], ...] = ()
-            self._other_errors: tuple[type[BaseException], ...] = ()
         elif isinstance(self.backend, RedisBackend):
-            from phoenixkit.ratelimit.redis import RedisStore, redis_errors, unavailable_errors
+            from phoenixkit.ratelimit.redis import RedisStore
 
             self.store = RedisStore(self.algorithm, self.backend, clock)
-            self._errors = unavailable_errors()
-            self._other_errors = redis_errors()
         else:
             raise ConfigurationError(f"rate limiters cannot run on backend {self.backend!r}")
+        self.stats = StatsRecorder(name)
+        self.guard = BackendGuard(
+            what=f"rate limiter {name!r}",
+            backend=self.backend,
+            policy=on_backend_error,
+            retry_interval=retry_interval,
+            clock=self.clock,
+            stats=self.stats,
+        )
+        self.policy = on_backend_error
         self._local = MemoryStore(self.algorithm, MemoryTable(), self.clock)
-        self._probe_at = 0.0
-        self._degraded = False
-        self._state_lock = threading.Lock()
         self._prefixes: dict[Rate, str] = {}
         self._last_rate: Rate | None = None
         self._last_prefix = ""
-        self.stats = StatsRecorder(name)
 
     # Keys ---------------------------------------------------------------------------------
 
@@ -150,64 +141,64 @@ class LimiterEngine:
         if found is None:
             check_hit(self.algorithm, rate, 1)
             found = f"{self.name}|{self.algorithm}|{rate.limit}|{rate.period!r}|{rate.burst}"
+            if len(self._prefixes) >= 1024:  # per-key Rates (tier_of): stay bounded
+                self._prefixes.clear()
             self._prefixes[rate] = found
         self._last_rate, self._last_prefix = rate, found
         return found
 
-    def _key(self, rate: Rate, key: str) -> Hashable:
+    def _key(self, rate: Rate, key: str, cost: int) -> Hashable:
+        """Validate the hit, then the store's key for it."""
+        if cost.__class__ is not int or cost != 1:  # exactly int 1: no bool, no float
+            check_hit(self.algorithm, rate, cost)
         if key.__class__ is not str and not isinstance(key, str):
             raise ConfigurationError(f"a rate-limit key must be a str, got {key!r}")
-        return self.store.key(self.prefix(rate), key)
+        prefix = self._last_prefix if rate is self._last_rate else self.prefix(rate)
+        return self.store.key(prefix, key)
 
     # Deciding -----------------------------------------------------------------------------
 
     def decide(
         self, key: str, rate: Rate, cost: int, consume: bool, tier: str | None = None
     ) -> Decision:
-        if cost != 1:
-            check_hit(self.algorithm, rate, cost)
-        skey = self._key(rate, key)
-        if self._degraded and not self._probe_due():
+        skey = self._key(rate, key, cost)
+        guard = self.guard
+        if guard.degraded and not guard.use_backend():
             decision = self._fallback(key, rate, cost, consume)
         else:
             try:
                 decision = self.store.decide(skey, rate, cost, consume, self.block_for)
-            except self._errors as exc:
-                decision = self._failed(exc, key, rate, cost, consume)
-            except self._other_errors as exc:
-                raise BackendError(
-                    f"rate limiter {self.name!r}: backend {self.backend!r} failed: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            except guard.errors as exc:
+                guard.failed(exc)
+                decision = self._fallback(key, rate, cost, consume)
+            except guard.other_errors as exc:
+                raise guard.broken(exc) from exc
             else:
-                if self._degraded:
-                    self._recovered()
+                if guard.degraded:
+                    guard.recovered()
                 elif decision[0] and consume:  # the hot path
-                    self.stats.record(key, True, False, tier)
+                    self.stats.allowed_hit(key, tier)
                     return decision
         return self._finish(key, decision, consume, tier)
 
     async def adecide(
         self, key: str, rate: Rate, cost: int, consume: bool, tier: str | None = None
     ) -> Decision:
-        if cost != 1:
-            check_hit(self.algorithm, rate, cost)
-        skey = self._key(rate, key)
-        if self._degraded and not self._probe_due():
+        skey = self._key(rate, key, cost)
+        guard = self.guard
+        if guard.degraded and not guard.use_backend():
             decision = self._fallback(key, rate, cost, consume)
         else:
             try:
                 decision = await self.store.adecide(skey, rate, cost, consume, self.block_for)
-            except self._errors as exc:
-                decision = self._failed(exc, key, rate, cost, consume)
-            except self._other_errors as exc:
-                raise BackendError(
-                    f"rate limiter {self.name!r}: backend {self.backend!r} failed: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            except guard.errors as exc:
+                guard.failed(exc)
+                decision = self._fallback(key, rate, cost, consume)
+            except guard.other_errors as exc:
+                raise guard.broken(exc) from exc
             else:
-                if self._degraded:
-                    self._recovered()
+                if guard.degraded:
+                    guard.recovered()
         return self._finish(key, decision, consume, tier)
 
     def _finish(self, key: str, decision: Decision, consume: bool, tier: str | None) -> Decision:
@@ -217,50 +208,12 @@ class LimiterEngine:
             return Decision(True, decision.limit, 0, decision.reset_after, 0.0)
         return decision
 
-    # Degradation --------------------------------------------------------------------------
-
-    def _probe_due(self) -> bool:
-        """While degraded: True for one caller per ``retry_interval`` (it tries the backend)."""
-        with self._state_lock:
-            now = self.clock()
-            if now < self._probe_at:
-                return False
-            self._probe_at = now + self.retry_interval
-            return True
-
-    def _failed(
-        self, exc: BaseException, key: str, rate: Rate, cost: int, consume: bool
-    ) -> Decision:
-        self.stats.error()
-        if self.policy == "raise":
-            raise BackendUnavailableError(
-                f"rate limiter {self.name!r}: backend {self.backend!r} is unavailable "
-                f"({type(exc).__name__}: {exc}); on_backend_error='raise'"
-            ) from exc
-        with self._state_lock:
-            switched = not self._degraded
-            self._degraded = True
-            self._probe_at = self.clock() + self.retry_interval
-        if switched:
-            self.stats.switch(True)
-            logger.warning(
-                "rate limiter %r: backend %r unavailable (%s: %s); falling back to %s",
-                self.name, self.backend, type(exc).__name__, exc, self.policy,
-            )  # fmt: skip
-        return self._fallback(key, rate, cost, consume)
-
-    def _recovered(self) -> None:
-        with self._state_lock:
-            switched, self._degraded = self._degraded, False
-        if switched:
-            self.stats.switch(False)
-            logger.warning("rate limiter %r: backend %r is back", self.name, self.backend)
-
     def _fallback(self, key: str, rate: Rate, cost: int, consume: bool) -> Decision:
-        if self.policy == "fail_open":
+        policy = self.policy
+        if policy == "fail_open":
             return Decision(True, rate.capacity, rate.capacity - cost, 0.0, 0.0)
-        if self.policy == "fail_closed":
-            wait = max(self.retry_interval, 1e-3)
+        if policy == "fail_closed":
+            wait = max(self.guard.retry_interval, 1e-3)
             return Decision(False, rate.capacity, 0, wait, wait)
         local = rate.scaled(self.workers)
         cost = min(cost, local.capacity)
@@ -269,11 +222,11 @@ class LimiterEngine:
 
     def reset(self, rate: Rate, key: str) -> None:
         self._local.reset(MemoryStore.key(self.prefix(rate), key))
-        self.store.reset(self._key(rate, key))
+        self.store.reset(self._key(rate, key, 1))
 
     async def areset(self, rate: Rate, key: str) -> None:
         self._local.reset(MemoryStore.key(self.prefix(rate), key))
-        await self.store.areset(self._key(rate, key))
+        await self.store.areset(self._key(rate, key, 1))
 
 
 class RateLimiter:

@@ -124,10 +124,11 @@ class MemoryStore:
 
     @staticmethod
     def key(prefix: str, key: str) -> Hashable:
-        """The table key of ``key``: as it is, or a digest of it when it is huge."""
+        """The table key of ``key``: as it is, or a digest of it when it is huge (a tuple of
+        another length, so that no short key can collide with the digest of a long one)."""
         if len(key) <= _KEY_MAX:
             return (prefix, key)
-        return (prefix, digest_key(key))
+        return (prefix, digest_key(key), None)
 
     def decide(
         self, key: Hashable, rate: Rate, cost: int, consume: bool, block_for: float

@@ -97,10 +97,10 @@ def load_script(*parts: str) -> Script:
 
 
 # The scripts' arguments and replies are little-endian doubles (see lua/prelude.lua).
-_CALL = struct.Struct("<ddd")  # now (NaN: the server's TIME), cost, consume
-_STATIC = struct.Struct("<dddd")  # limit, period, burst, block_for
+_ARGS = struct.Struct("<ddddddd")  # now (NaN: the server's TIME), cost, consume, then the rate
 _REPLY = struct.Struct("<dddd")  # allowed, remaining, reset_after, retry_after
 _SERVER_TIME = float("nan")
+_new_decision = tuple.__new__  # Decision's own __new__ is a Python function: skip a frame
 
 _SCRIPTS = {name: load_script("prelude", name, "epilogue") for name in ALGORITHMS}
 
@@ -110,53 +110,93 @@ class RedisStore:
 
     Time is the server's ``TIME``. A ``clock`` (tests only) replaces it: the scripts then use
     the time they are given, so the property suite can drive Redis with a fake clock.
+
+    The hot path is one ``EVALSHA`` through the backend's client with two keys and one
+    56-byte argument; with the server's clock, the argument of a hit of cost 1 is packed once
+    per rate and reused (see docs/ratelimit.md, "Performance").
     """
 
     kind = "redis"
 
     def __init__(self, algorithm: str, backend: RedisBackend, clock: Clock | None = None) -> None:
+        import redis.exceptions as rex
+
         self.algorithm = algorithm
         self.backend = backend
         self.clock = clock
         self._script = _SCRIPTS[algorithm]
-        self._static: dict[tuple[Rate, float], bytes] = {}
+        self._sha = self._script.sha
+        self._noscript = rex.NoScriptError
+        # Packed arguments of cost-1 hits and peeks on the server's clock, per (rate, block).
+        self._packed: dict[tuple[Rate, float], tuple[bytes, bytes]] = {}
+        self._last: tuple[Rate | None, float, bytes, bytes] = (None, 0.0, b"", b"")
 
     @staticmethod
-    def key(prefix: str, key: str) -> str:
+    def base(prefix: str, key: str) -> str:
         """The key's hash-tagged base: ``phoenixkit:rl:{<prefix>|<escaped key>}``."""
         return f"{KEY_PREFIX}{{{prefix}|{safe_key(key)}}}"
 
-    def _call(
-        self, key: str, rate: Rate, cost: int, consume: bool, block_for: float
-    ) -> tuple[list[str], list[bytes]]:
-        static = self._static.get((rate, block_for))
-        if static is None:
-            static = _STATIC.pack(rate.limit, rate.period, rate.burst, block_for)
-            self._static[(rate, block_for)] = static
-        now = _SERVER_TIME if self.clock is None else self.clock()
-        return [key + ":s", key + ":b"], [_CALL.pack(now, cost, consume) + static]
-
     @staticmethod
-    def _decision(rate: Rate, reply: Any) -> Decision:
+    def key(prefix: str, key: str) -> tuple[str, str]:
+        """The two Redis keys of ``key``: its state and its penalty block (one hash tag)."""
+        if not _SAFE.fullmatch(key):  # safe_key, inlined: this is on every hit
+            key = digest_key(key)
+        base = f"{KEY_PREFIX}{{{prefix}|{key}}}"
+        return base + ":s", base + ":b"
+
+    def _arg(self, rate: Rate, cost: int, consume: bool, block_for: float) -> bytes:
+        if self.clock is not None or cost != 1:
+            now = _SERVER_TIME if self.clock is None else self.clock()
+            return _ARGS.pack(now, cost, consume, rate.limit, rate.period, rate.burst, block_for)
+        last = self._last
+        if last[0] is not rate or last[1] != block_for:
+            found = self._packed.get((rate, block_for))
+            if found is None:
+                if len(self._packed) >= 1024:  # per-key Rates: keep the cache bounded
+                    self._packed.clear()
+                static = (rate.limit, rate.period, rate.burst, block_for)
+                found = (
+                    _ARGS.pack(_SERVER_TIME, 1, True, *static),
+                    _ARGS.pack(_SERVER_TIME, 1, False, *static),
+                )
+                self._packed[(rate, block_for)] = found
+            last = self._last = (rate, block_for, *found)
+        return last[2] if consume else last[3]
+
+    def decide(
+        self, key: tuple[str, str], rate: Rate, cost: int, consume: bool, block_for: float
+    ) -> Decision:
+        last = self._last  # the hot path: a cost-1 hit at the last rate, on the server clock
+        if last[0] is rate and cost == 1 and last[1] == block_for and self.clock is None:
+            arg = last[2] if consume else last[3]
+        else:
+            arg = self._arg(rate, cost, consume, block_for)
+        client = self.backend.client
+        try:
+            reply = client.evalsha(self._sha, 2, key[0], key[1], arg)
+        except self._noscript:
+            reply = client.eval(self._script.text, 2, key[0], key[1], arg)
+        allowed, remaining, reset_after, retry_after = _REPLY.unpack(reply)
+        decision: Decision = _new_decision(
+            Decision,
+            (allowed == 1, rate.limit + rate.burst, int(remaining), reset_after, retry_after),
+        )
+        return decision
+
+    async def adecide(
+        self, key: tuple[str, str], rate: Rate, cost: int, consume: bool, block_for: float
+    ) -> Decision:
+        arg = self._arg(rate, cost, consume, block_for)
+        client = self.backend.async_client
+        try:
+            reply = await client.evalsha(self._sha, 2, key[0], key[1], arg)
+        except self._noscript:
+            reply = await client.eval(self._script.text, 2, key[0], key[1], arg)
         allowed, remaining, reset_after, retry_after = _REPLY.unpack(reply)
         return Decision(allowed == 1, rate.capacity, int(remaining), reset_after, retry_after)
 
-    def decide(self, key: str, rate: Rate, cost: int, consume: bool, block_for: float) -> Decision:
-        keys, args = self._call(key, rate, cost, consume, block_for)
-        return self._decision(rate, self._script.run(self.backend.client, keys, args))
+    def reset(self, key: tuple[str, str]) -> None:
+        self.backend.client.delete(*key)  # one slot: fine on Cluster
 
-    async def adecide(
-        self, key: str, rate: Rate, cost: int, consume: bool, block_for: float
-    ) -> Decision:
-        keys, args = self._call(key, rate, cost, consume, block_for)
-        reply = await self._script.arun(self.backend.async_client, keys, args)
-        return self._decision(rate, reply)
-
-    def reset(self, key: str) -> None:
-        # Two single-key DELs: on Cluster a multi-key DEL is fine too (one slot), but this
-        # also works through proxies that reject multi-key commands.
-        client = self.backend.client
-        client.delete(key + ":s", key + ":b")
-
-    async def areset(self, key: str) -> None:
-        await self.backend.async_client.delete(key + ":s", key + ":b")
+    async def areset(self, key: tuple[str, str]) -> None:
+        await self.backend.async_client.delete(*key)

@@ -69,10 +69,26 @@ class StatsRecorder:
             name = OTHER
         return groups.setdefault(name, [0, 0])
 
+    def _prefix_of(self, key: str) -> str:
+        """The text before the first separator if it comes within the first 64 characters,
+        else "" (never scans a megabyte key, never files a truncated token as a prefix)."""
+        cut = key.find(self._separator, 0, 65)
+        return key[:cut] if cut > 0 else ""
+
+    def allowed_hit(self, key: str, tier: str | None) -> None:
+        """`record` of an allowed, non-shadow hit (the hot path: `_prefix_of` inlined)."""
+        cut = key.find(self._separator, 0, 65)
+        prefix = key[:cut] if cut > 0 else ""
+        with self._lock:
+            self.allowed += 1
+            counts = self._prefix.get(prefix) or self._group(self._prefix, prefix)
+            counts[0] += 1
+            if tier is not None:
+                (self._tier.get(tier) or self._group(self._tier, tier))[0] += 1
+
     def record(self, key: str, allowed: bool, shadow: bool, tier: str | None) -> None:
-        """Count one decision (the hot path: one lock, a few dict operations)."""
-        cut = key.find(self._separator)
-        prefix = key[: min(cut, 64)] if cut > 0 else ""
+        """Count one decision (one lock, a few dict operations)."""
+        prefix = self._prefix_of(key)
         with self._lock:
             counts = self._prefix.get(prefix) or self._group(self._prefix, prefix)
             if allowed:

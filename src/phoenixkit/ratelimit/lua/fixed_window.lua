@@ -9,8 +9,8 @@ if count + cost <= limit then
   remaining = limit - count - cost
   retry_after = 0
   if consume then
-    redis.call('HSET', KEYS[1], 'w', fmt(window), 'c', count + cost)
-    redis.call('PEXPIRE', KEYS[1], ttl_ms(reset_after))
+    redis.call('HSET', KEYS[1], 'w', window, 'c', count + cost)
+    redis.call('PEXPIRE', KEYS[1], math.ceil((reset_after + SLACK) * 1000))
   end
 else
   allowed = 0

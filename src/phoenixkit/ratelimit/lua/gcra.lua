@@ -12,7 +12,7 @@ if allow_at <= now + EPS then
   reset_after = new_tat - now
   retry_after = 0
   if consume then
-    redis.call('SET', KEYS[1], fmt(new_tat), 'PX', ttl_ms(new_tat - now))
+    redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((reset_after + SLACK) * 1000))
   end
 else
   allowed = 0

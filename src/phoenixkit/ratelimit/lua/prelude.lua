@@ -3,6 +3,8 @@
 -- ARGV[1]: 7 little-endian doubles (one argument, decoded in C by the struct library):
 --   now (NaN: use the server's TIME), cost, consume (1/0), limit, period, burst, block_for
 -- Reply: 4 little-endian doubles: allowed (1/0), remaining, reset_after, retry_after
+-- Numbers go to redis.call as they are: Redis writes them with %.17g (exact round trip), so
+-- there is no string.format here. TTLs are ceil((seconds + SLACK) * 1000) ms, inlined.
 local now, cost, consume, limit, period, burst, block_for = struct.unpack('<ddddddd', ARGV[1])
 if now ~= now then
   local t = redis.call('TIME')
@@ -12,8 +14,6 @@ consume = consume == 1
 local EPS = 1e-6
 local CEPS = 1e-9
 local SLACK = 1
-local function fmt(x) return string.format('%.17g', x) end
-local function ttl_ms(seconds) return math.ceil((seconds + SLACK) * 1000) end
 if block_for > 0 then
   local blocked_until = tonumber(redis.call('GET', KEYS[2]))
   if blocked_until and blocked_until > now + EPS then

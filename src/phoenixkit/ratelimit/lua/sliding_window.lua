@@ -21,8 +21,8 @@ if weighted + cost <= limit + CEPS then
   reset_after = (2 - elapsed) * period
   retry_after = 0
   if consume then
-    redis.call('HSET', KEYS[1], 'w', fmt(window), 'p', prev, 'c', curr)
-    redis.call('PEXPIRE', KEYS[1], ttl_ms(reset_after))
+    redis.call('HSET', KEYS[1], 'w', window, 'p', prev, 'c', curr)
+    redis.call('PEXPIRE', KEYS[1], math.ceil((reset_after + SLACK) * 1000))
   end
 else
   allowed = 0

@@ -23,7 +23,7 @@ if count + cost <= limit then
   reset_after = period
   retry_after = 0
   if consume then
-    local stamp = fmt(now)
+    local stamp = string.format('%.17g', now)  -- once, not once per entry
     local entries = {}
     for i = 1, cost do
       entries[#entries + 1] = stamp
@@ -33,7 +33,7 @@ if count + cost <= limit then
       end
     end
     if #entries > 0 then redis.call('RPUSH', KEYS[1], unpack(entries)) end
-    redis.call('PEXPIRE', KEYS[1], ttl_ms(period))
+    redis.call('PEXPIRE', KEYS[1], math.ceil((period + SLACK) * 1000))
   end
 else
   allowed = 0
