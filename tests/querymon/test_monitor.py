@@ -357,3 +357,28 @@ def test_slow_selects_are_explained_off_the_hot_path(engine: sa.engine.Engine) -
     assert "Actual Rows" not in plan[0]["Plan"]  # no ANALYZE: the query did not run again
     assert extra["explain"]["explained"] == 1
     mon.uninstrument()
+
+
+def test_opentelemetry_metrics_read_the_monitor() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from phoenixkit.querymon.otel import register_otel_metrics
+
+    mon = QueryMonitor(slow_threshold_ms=10)
+    for i in range(20):
+        mon.record("SELECT * FROM t WHERE id = 1", 0.002 if i else 0.05)
+    reader = InMemoryMetricReader()
+    register_otel_metrics(mon, MeterProvider(metric_readers=[reader]))
+    data = reader.get_metrics_data()
+    points = {
+        m.name: m.data.data_points
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    assert points["phoenixkit.querymon.queries"][0].value == 20
+    assert points["phoenixkit.querymon.slow_queries"][0].value == 1
+    assert points["phoenixkit.querymon.slow_share"][0].value == pytest.approx(0.05)
+    p50 = [p for p in points["phoenixkit.querymon.latency"] if p.attributes["quantile"] == "p50"]
+    assert p50[0].value == pytest.approx(0.002, rel=0.01)
