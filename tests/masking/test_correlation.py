@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from phoenixkit.errors import ConfigurationError
@@ -328,9 +328,16 @@ def test_a_valid_id_round_trips(value: str, name: str) -> None:
     st.characters(exclude_characters=SAFE),
     st.text(alphabet=SAFE, min_size=1, max_size=60),
 )
+@example("a", "\ud800", "b")  # a lone surrogate: its UTF-8 form is not valid UTF-8
+@example("a", "\x00", "b")
+@example("a", "\u00e9", "b")
 def test_a_request_id_with_a_bad_character_is_ignored(head: str, bad: str, tail: str) -> None:
-    assert correlation_id_from_headers({"X-Request-ID": head + bad + tail}) is None
-    assert correlation_id_from_headers([(b"x-request-id", (head + bad + tail).encode())]) is None
+    value = head + bad + tail
+    assert correlation_id_from_headers({"X-Request-ID": value}) is None
+    # Header bytes as a client could send them ("surrogatepass": a str with a lone surrogate
+    # has no strict UTF-8 form, and such bytes must be refused, not raise).
+    for raw in (value.encode("utf-8", "surrogatepass"), value.encode("latin-1", "replace")):
+        assert correlation_id_from_headers([(b"x-request-id", raw)]) is None
 
 
 @given(st.text(alphabet=SAFE, min_size=MAX_CORRELATION_ID_LENGTH + 1, max_size=300))

@@ -328,6 +328,21 @@ def test_bad_rules_name_the_problem(kwargs: dict[str, Any], message: str) -> Non
         Rule(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The greedy match has 19 digits (no Mastercard): its first 16 are a card.
+        (" 5100 0000 0000 0008 200", " [MASKED] 200"),
+        ("5100 0000 0000 0008 4111 1111 1111 1111", "[MASKED] [MASKED]"),
+        ("order 41111111111111112 x", "order 41111111111111112 x"),  # inside a longer number
+    ],
+)
+def test_a_refused_match_is_tried_again_shorter(text: str, expected: str) -> None:
+    assert MASKER.mask_text(text) == expected
+    if text.isascii():  # and in text that is not ASCII (scanned another way)
+        assert MASKER.mask_text(f"über {text}") == f"über {expected}"
+
+
 def test_numbers_are_found_in_non_ascii_text_and_several_per_line() -> None:
     # Non-ASCII text: shape offsets differ from text offsets, the whole text is scanned.
     assert MASKER.mask_text("Zahlung über 4111 1111 1111 1111 für Jörg") == (

@@ -405,6 +405,7 @@ def _record_with(**extra: Any) -> logging.LogRecord:
         '{"id": "4111111111111111"}',
         # Luhn-valid, with an issuer's prefix but not a length that issuer uses
         "order 40000000000000006 shipped",  # 17 digits: no Visa
+        "order 400000000000006 shipped",  # 15 digits: no Visa
         "order 550000000000004 shipped",  # 15 digits: no Mastercard
         "order 3700000000000007 shipped",  # 16 digits: no Amex
         "order 601100000000001 shipped",  # 15 digits: no Discover

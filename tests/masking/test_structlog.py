@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from phoenixkit.errors import ConfigurationError
-from phoenixkit.masking import ContextThreadPoolExecutor, Masker, correlation_scope
+from phoenixkit.masking import ContextThreadPoolExecutor, Masker, MaskingFilter, correlation_scope
 from phoenixkit.masking.structlog import MaskingProcessor, add_correlation_id
 from tests.masking.test_logging import (
     AWS,
@@ -153,3 +154,137 @@ def test_generated_secrets_never_reach_the_output(
     assert line["order_id"] == 7
     assert value not in strings_in(line)
     assert json.loads(out.getvalue())["order_id"] == 7
+
+
+# structlog's ProcessorFormatter: stdlib records rendered by structlog -----------------------
+
+
+def _formatter_handler(*processors: Any) -> tuple[logging.Handler, io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                *processors,
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ]
+        )
+    )
+    return handler, out
+
+
+@pytest.fixture
+def foreign() -> Iterator[tuple[logging.Logger, io.StringIO, io.StringIO]]:
+    """A stdlib logger with two ProcessorFormatter handlers: masked, and unmasked (which shows
+    that the secret did reach the formatter)."""
+    log = logging.getLogger("tests.masking.structlog.foreign")
+    masked, masked_out = _formatter_handler(MaskingProcessor())
+    plain, plain_out = _formatter_handler()
+    log.addHandler(masked)
+    log.addHandler(plain)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    yield log, masked_out, plain_out
+    log.removeHandler(masked)
+    log.removeHandler(plain)
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "expected"),
+    [
+        ("%(password)s", {"password": PASSWORD}, "[MASKED]"),
+        (
+            "login %(user)s with password %(password)s!",
+            {"user": "ada", "password": PASSWORD},
+            "login ada with password [MASKED]!",
+        ),
+        ("%(api_key)r|%(n)d", {"api_key": PASSWORD, "n": 7}, "[MASKED]|7"),
+        ("%(api_key)r%(n)d", {"api_key": PASSWORD, "n": 7}, "[MASKED]"),  # where is 7?
+        ("100%% %(token)-30s|", {"token": PASSWORD}, "100% [MASKED]|"),
+        ("%(pass(word))s.", {"pass(word)": PASSWORD}, "[MASKED]."),
+        ("user %(user)s", {"user": "ada"}, "user ada"),
+    ],
+)
+def test_foreign_mapping_args_are_masked_by_key(
+    foreign: tuple[logging.Logger, io.StringIO, io.StringIO],
+    msg: str,
+    args: dict[str, Any],
+    expected: str,
+) -> None:
+    log, masked, plain = foreign
+    log.info(msg, args)
+    assert parse(masked.getvalue()) == [{"event": expected}]
+    if expected != "user ada":
+        assert PASSWORD in plain.getvalue()  # the secret did reach the formatter
+        assert_no_secret(masked.getvalue())
+
+
+SENSITIVE = ("password", "api_key", "token")
+TEMPLATE_PART = st.one_of(
+    st.text(alphabet="ab =:%'\"", max_size=6).map(lambda s: ("text", s)),
+    st.tuples(
+        st.sampled_from([*SENSITIVE, "user", "note"]),
+        st.sampled_from(["s", "r", "-12s", "12s", "a"]),
+    ).map(lambda t: ("key", t)),
+)
+VALUE = st.text(alphabet="ab =:%'\"xyz", min_size=6, max_size=14)
+
+
+@settings(max_examples=200)
+@given(parts=st.lists(TEMPLATE_PART, min_size=1, max_size=6), values=st.data())
+def test_foreign_mapping_args_never_leak(
+    parts: list[tuple[str, Any]], values: st.DataObject
+) -> None:
+    # Templates whose literal text and other values look like the secret's, so that where
+    # the value sits in the formatted text is ambiguous.
+    template = "".join(
+        p.replace("%", "%%") if kind == "text" else f"%({p[0]}){p[1]}" for kind, p in parts
+    )
+    keys = {p[0] for kind, p in parts if kind == "key"}
+    assume(keys)
+    args = {k: values.draw(VALUE, label=k) for k in sorted(keys)}
+    secrets_in = [args[k] for k in SENSITIVE if k in args]
+    # The text without the secrets (a newline cannot be part of one): where it holds one
+    # anyway, the secret is in the literal text or in another value, not a leak.
+    reference = template % {k: "\n" if k in SENSITIVE else v for k, v in args.items()}
+    assume(all(secret not in reference for secret in secrets_in))
+    log = logging.getLogger("tests.masking.structlog.generated")
+    handler, out = _formatter_handler(MaskingProcessor())
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning(template, args)
+    finally:
+        log.removeHandler(handler)
+    [line] = parse(out.getvalue())
+    for secret in secrets_in:
+        assert secret not in line["event"], (template, args, line)  # no token spells it
+
+
+def test_masking_filter_keeps_structlog_event_dicts() -> None:
+    """A MaskingFilter on a handler that renders structlog events with ProcessorFormatter
+    masks the event dict and keeps it a dict (the formatter needs one)."""
+    handler, out = _formatter_handler()
+    handler.addFilter(MaskingFilter())
+    std = logging.getLogger("tests.masking.structlog.wrapped")
+    std.addHandler(handler)
+    std.setLevel(logging.INFO)
+    std.propagate = False
+    structlog.configure(
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    try:
+        log = structlog.get_logger("tests.masking.structlog.wrapped")
+        log.info(f"key {AWS}", password=PASSWORD, n=3)
+        std.info("%(password)s", {"password": PASSWORD})
+    finally:
+        structlog.reset_defaults()
+        std.removeHandler(handler)
+    assert parse(out.getvalue()) == [
+        {"event": "key [MASKED]", "password": "[MASKED]", "n": 3},
+        {"event": "[MASKED]"},
+    ]

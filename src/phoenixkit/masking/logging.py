@@ -139,10 +139,12 @@ def _masker_option(mask: bool | Masker, who: str) -> Masker | None:
 class MaskingFilter(logging.Filter):
     """Masks each record in place; always lets it through; never raises.
 
-    The message becomes the masked text of `record.getMessage()` with `record.args = None`;
-    extra fields are masked with `masker.mask` (a sensitive name masks the whole value);
-    the exception is formatted, masked and kept in `record.exc_text` (then `record.exc_info`
-    is cleared, as `QueueHandler` does, so that formatters which re-format `exc_info`, such as
+    The message becomes the masked text of `record.getMessage()` with `record.args = None`
+    (a dict message with no args, as structlog's `ProcessorFormatter.wrap_for_formatter`
+    makes, stays a dict, masked by key and value); extra fields are masked with
+    `masker.mask` (a sensitive name masks the whole value); the exception is formatted,
+    masked and kept in `record.exc_text` (then `record.exc_info` is cleared, as
+    `QueueHandler` does, so that formatters which re-format `exc_info`, such as
     python-json-logger's, cannot print the unmasked text; `keep_exc_info=True` keeps it);
     `record.stack_info` is masked. Attach it to a handler to cover every record the handler
     gets (a logger's filters see only records made by that very logger).
@@ -174,9 +176,14 @@ class MaskingFilter(logging.Filter):
 
     def _mask(self, record: logging.LogRecord) -> None:
         masker, d = self.masker, record.__dict__
-        record.msg, record.args = masker.mask_text(_message(record, masker)), None
+        if record.msg.__class__ is dict and not record.args:
+            # A structured message, such as the event dict of structlog's
+            # `ProcessorFormatter.wrap_for_formatter`: a masked dict, for the formatter.
+            record.msg = masker.mask_mapping(record.msg)
+        else:
+            record.msg, record.args = masker.mask_text(_message(record, masker)), None
         if "message" in d:  # set by a formatter that ran before: it would be stale and unmasked
-            d["message"] = record.msg
+            d["message"] = _safe_str(record.msg)
         d.update(_mask_extras(masker, _extras(record)))
         given = d.get("correlation_id")
         d["correlation_id"] = get_correlation_id() if given is None else masker.mask(given)

@@ -1,11 +1,12 @@
 """The Masker: a masked copy of text and nested data, never a mutation, never an exception.
 
 Keys are judged by name (`normalize_key` against the deny and allow lists) in mappings,
-dataclasses, pydantic models and ``key=value`` / ``"key": "value"`` pairs in free text.
-Values are scanned by the rules of `phoenixkit.masking.rules`, each behind its keyword
-prefilter. Work is bounded: strings longer than ``max_length`` are cut (the cut part is
-dropped, not scanned), nesting deeper than ``max_depth`` and reference cycles are replaced
-by a marker.
+dataclasses, pydantic models and ``key=value`` / ``"key": "value"`` pairs in free text
+(found by `phoenixkit.masking._pairs`). Values are scanned by the rules of
+`phoenixkit.masking.rules`, each behind its prefilter (planned and run by
+`phoenixkit.masking._scan`). Work is bounded: strings longer than ``max_length`` are cut
+(the cut part is dropped, not scanned), nesting deeper than ``max_depth`` and reference
+cycles are replaced by a marker.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import hashlib
 import hmac
 import itertools
 import re
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from phoenixkit.errors import ConfigurationError
+from phoenixkit.masking._pairs import PAIR_KEYWORDS, find_pairs
+from phoenixkit.masking._scan import PairFinder, Scanner, Span
 from phoenixkit.masking.rules import (
     DEFAULT_ALLOW_KEYS,
     DEFAULT_ALLOW_LAST_WORDS,
@@ -29,11 +31,8 @@ from phoenixkit.masking.rules import (
     DEFAULT_DENY_KEYS,
     DEFAULT_RULES,
     Rule,
-    keyword_pattern,
     last_word,
     normalize_key,
-    number_runs,
-    shape_of,
 )
 
 __all__ = ["Masker", "MaskerStats", "Style"]
@@ -41,39 +40,7 @@ __all__ = ["Masker", "MaskerStats", "Style"]
 Style = Literal["fixed", "partial", "hash"]
 _STYLES = ("fixed", "partial", "hash")
 
-# key=value, key: value, "key": "value", 'key' => 'value' in free text. A key is found from
-# a keyword hit (see `Masker._find_pairs`), judged like a mapping key, and then these say
-# where its value is.
-_KEY_RUN = re.compile(r"[A-Za-z0-9_.-]*")
-_KEY_MAX = 64  # a key in free text has at most this many characters before the keyword
-_QUOTED_KEY_BODY = re.compile(r"[A-Za-z0-9_.\- ]*")  # a quoted key may hold spaces
-_SEP = re.compile(r"(?:\\?[\"'])?[ \t]{0,16}(?:=>|[:=])\s{0,16}")
-_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)[ \t]+")
-_QUOTED = {  # a quoted value, escapes included, up to 512 characters on one line
-    '"': re.compile(r'"((?:[^"\\\n]|\\.){0,512})"'),
-    "'": re.compile(r"'((?:[^'\\\n]|\\.){0,512})'"),
-    # JSON inside a JSON string: \"value\", an escaped quote inside it is \\\"
-    '\\"': re.compile(r'\\"((?:\\\\(?:\\.|[^\\\n])|\\[^"\\\n]|[^\\"\n]){0,512})\\"'),
-}
-# An unquoted value runs to whitespace or a quote, less a trailing ",;.)}]".
-_UNQUOTED = re.compile(r"(?:[^\s\"'\\]|\\(?![\"']))*(?:[^\s\"',;.)}\]\\]|\\(?![\"']))")
-_EOL = re.compile(r"[\r\n]|\\[rn]")  # a line ends at a newline, or its escape in JSON text
-_BRACKET_TOKEN = re.compile(r"\\.|[\[\](){}\"'\n]")
-_CLOSERS = frozenset(")]}>,;")
-_BRACKET_SCAN = 4096  # how far a [...], {...} or (...) value is followed to its closer
-_LINE_KEYS = frozenset(("cookie", "setcookie", "authorization", "proxyauthorization",
-                        "httpcookie", "httpauthorization", "httpproxyauthorization"))  # fmt: skip
-"""Header-like keys whose unquoted value is masked to the end of the line (``Cookie: a=1;
-b=2``, ``Authorization: ApiKey abc``)."""
-# Prefilter of the pair rule: the default deny entries hold one of these.
-_PAIR_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "cookie",
-                  "session", "csrf", "xsrf", "cv", "ssn", "bearer", "pin", "otp", "sid", "jwt",
-                  "saml", "assertion", "symfony")  # fmt: skip
 _ALNUM_RUN = re.compile(r"[a-z0-9]+")
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_KEY_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _SCALARS = (int, float, bool, type(None))
 _FLAT = frozenset((str, int, float, bool, type(None)))  # values key-only masking copies as is
 _BIG_INT = 10**12  # from 13 digits an int may be a card number: scan it as text
@@ -87,99 +54,6 @@ def _safe_repr(value: object) -> str:
         return repr(value)
     except Exception:  # a broken __repr__, an int too long to print
         return f"<{type(value).__qualname__}>"
-
-
-def _line_end(text: str, at: int) -> int:
-    eol = _EOL.search(text, at)
-    return len(text) if eol is None else eol.start()
-
-
-def _bracket_end(text: str, at: int) -> int:
-    """The offset after the bracket that closes the one at ``at``, skipping quoted strings
-    (JSON-escaped ones too), looked for in at most `_BRACKET_SCAN` characters; when it is
-    not there, the end of the line (or of the scan, if it went past the line)."""
-    limit = min(len(text), at + _BRACKET_SCAN)
-    depth = 0
-    quote = ""  # inside a string opened by this quote
-    escaped_at = -1  # an inner escape (\\ in JSON-escaped text) applies to the token here
-    crossed_line = False
-    for token in _BRACKET_TOKEN.finditer(text, at, limit):
-        t = token.group()
-        if quote:
-            if t == "\n":
-                quote, crossed_line = "", True
-            elif token.start() == escaped_at:
-                escaped_at = -1
-            elif t == quote:
-                quote = ""
-            elif t == "\\\\" and quote == '\\"':
-                escaped_at = token.end()
-        elif t in "([{":
-            depth += 1
-        elif t in ")]}":
-            depth -= 1
-            if depth <= 0:
-                return token.end()
-        elif t in "\"'" or t == '\\"':
-            quote = t
-        elif t == "\n":
-            crossed_line = True
-    return limit if crossed_line else _line_end(text, at)
-
-
-def _quoted_key(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """``(key_start, key_end)`` when the key characters ``text[start:end]`` are part of a
-    quoted key that may hold spaces (``"api key"``, ``\\"Secret Key\\"``), else None."""
-    lo = max(0, end - _KEY_MAX - 1)
-    opening = max(text.rfind('"', lo, start), text.rfind("'", lo, start))
-    limit = opening + _KEY_MAX + 2
-    if opening < 0 or limit <= end:
-        return None
-    if _QUOTED_KEY_BODY.fullmatch(text, opening + 1, start) is None:
-        return None
-    close = _QUOTED_KEY_BODY.match(text, end, limit).end()  # type: ignore[union-attr]
-    quote = text[close : close + 1]
-    if quote == "\\":
-        quote = text[close : close + 2]
-    if quote[-1:] != text[opening] or quote not in ('"', "'", '\\"', "\\'"):
-        return None
-    if (len(quote) == 2) != (opening > 0 and text[opening - 1] == "\\"):
-        return None  # \"key" or "key\": not one quoted key
-    return opening + 1, close
-
-
-def _value_span(text: str, at: int, key: str, token: str) -> tuple[int, int]:
-    """Where the value that starts at ``at`` (after the separator) lies; a value that is
-    already the masker's ``token`` is that token alone (masking twice changes nothing)."""
-    low = key.lower()
-    line_valued = ("cookie" in low or "authorization" in low) and (
-        normalize_key(key) in _LINE_KEYS or last_word(key) in ("cookie", "authorization")
-    )
-    scheme = _SCHEME.match(text, at)
-    if scheme is not None:  # "Authorization: Bearer <token>": the scheme stays visible
-        at = scheme.end()
-    head = text[at : at + 2]
-    if len(head) == 2 and head[0] in "bBuUrR" and head[1] in "\"'":  # b'...', u"..."
-        at += 1
-        head = text[at : at + 2]
-    quote = '\\"' if head == '\\"' else head[:1]
-    if token and text.startswith(token, at):
-        return at, at + len(token)
-    if quote in _QUOTED:
-        m = _QUOTED[quote].match(text, at)
-        if m is not None:
-            return m.span(1)
-        return at + len(quote), _line_end(text, at)  # unterminated, or too long
-    if line_valued:
-        return at, _line_end(text, at)
-    if quote and quote in "[{(":
-        close = _bracket_end(text, at)
-        if text[close : close + 1] in _CLOSERS:  # "{'password': ['x']}": the container's
-            return at, close
-        after = _UNQUOTED.match(text, close)  # "(a)b": the value goes on
-        return at, max(close, after.end() if after is not None else close)
-    m = _UNQUOTED.match(text, at)
-    return (at, m.end()) if m is not None else (at, at)
 
 
 @dataclass(frozen=True)
@@ -261,7 +135,7 @@ class Masker:
         # run of letters and digits of each entry the user gave ("national_id" -> "national").
         pair_words = {max(_ALNUM_RUN.findall(k.lower()) or [""], key=len) for k in custom} - {""}
         if deny_keys is None or deny_exact is None:
-            pair_words.update(_PAIR_KEYWORDS)
+            pair_words.update(PAIR_KEYWORDS)
         self._allow = frozenset(
             normalize_key(k) for k in (DEFAULT_ALLOW_KEYS if allow_keys is None else allow_keys)
         )
@@ -293,31 +167,9 @@ class Masker:
         self.max_length = max_length
         self.max_depth = max_depth
         self.mask_pairs = mask_pairs
-        # Prefilter plan: each keyword / shape once, with the rules it unlocks (an empty
-        # tuple of rules under a keyword means: it unlocks the key=value pair rule).
-        self._always = tuple(
-            r for r in self.rules if not r.keywords and not r.shapes and r.number_run <= 0
-        )
-        # Keywords: one trie-shaped regex finds which are in the text; a keyword also
-        # unlocks the rules of the keywords it contains ("private key" holds "key").
-        by_keyword = dict(self._plan(lambda r: r.keywords, pair_words if mask_pairs else ()))
-        self._keyword_gate = re.compile(keyword_pattern(by_keyword)) if by_keyword else None
-        self._unlocks: dict[str, tuple[tuple[Rule, ...], bool]] = {
-            k: (
-                tuple(r for inner in by_keyword if inner in k for r in by_keyword[inner]),
-                any(inner in k and not by_keyword[inner] for inner in by_keyword),
-            )
-            for k in by_keyword
-        }
-        self._by_shape = tuple(
-            (re.compile(k), rules) for k, rules in self._plan(lambda r: r.shapes, ())
-        )
-        self._by_run = tuple(
-            sorted(self._plan(lambda r: (r.number_run,) if r.number_run > 0 else (), ()))
-        )
-        self._shortest_run = b"9" * self._by_run[0][0] if self._by_run else b""
         self._scans = bool(self.rules or mask_pairs)
         self._key_cache: dict[str, bool] = {}
+        self._scanner = Scanner(self.rules, pair_words, self._pair_finder() if mask_pairs else None)
         self._flat_plans: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._lock = threading.Lock()
         # Per kind: a counter (itertools.count: next() is atomic, no lock on the hot path)
@@ -332,12 +184,13 @@ class Masker:
             raise ConfigurationError(f"{what} must be one of {_STYLES}, got {style!r}")
         return style  # type: ignore[return-value]
 
-    def _plan(self, get: Any, pair_keys: Iterable[str]) -> tuple[tuple[Any, tuple[Rule, ...]], ...]:
-        plan: dict[Any, list[Rule]] = {k: [] for k in pair_keys}
-        for rule in self.rules:
-            for k in get(rule):
-                plan.setdefault(k, []).append(rule)
-        return tuple((k, tuple(v)) for k, v in plan.items())
+    def _pair_finder(self) -> PairFinder:
+        judge, cache, token = self.is_sensitive_key, self._key_cache, self._key_token
+
+        def pairs(text: str, at: list[int], spans: list[Span]) -> None:
+            find_pairs(text, at, spans, judge, cache, token)
+
+        return pairs
 
     # Keys ----------------------------------------------------------------------------------
 
@@ -411,50 +264,7 @@ class Masker:
             text = f"{text[: self.max_length]}[TRUNCATED {len(text) - self.max_length} chars]"
         if not self._scans:
             return text
-        active: list[Rule] = list(self._always)
-        pair_at: list[int] = []  # where a keyword of a sensitive key name was seen
-        gate = self._keyword_gate
-        if gate is not None:
-            low = text.lower()
-            if len(low) != len(text):  # "İ".lower() is two characters: keep offsets aligned
-                low = text.translate(_ASCII_LOWER)
-            found = gate.search(low)
-            while found is not None:  # overlapping: restart one character further
-                rules, unlocks_pairs = self._unlocks[found.group()]
-                active.extend(rules)
-                if unlocks_pairs:
-                    pair_at.append(found.start())
-                found = gate.search(low, found.start() + 1)
-        windows: list[tuple[Rule, int, int]] = []
-        if self._by_run:
-            self._number_windows(text, windows)
-        if self._by_shape:
-            shape = shape_of(text)
-            aligned = len(shape) == len(text)  # ASCII: offsets in the shape are text offsets
-            for pattern, rules in self._by_shape:
-                hit = pattern.search(shape)
-                if hit is None:
-                    continue
-                if not aligned:
-                    windows.extend((r, 0, len(text)) for r in rules)
-                    continue
-                while hit is not None:
-                    at = hit.start()
-                    windows.extend((r, at, at + r.window) for r in rules)
-                    hit = pattern.search(shape, hit.end())
-        if not active and not pair_at and not windows:
-            return text
-        spans: list[tuple[int, int, str, Rule | None]] = []
-        seen: set[str] = set()
-        for rule in active:
-            if rule.name not in seen:
-                seen.add(rule.name)
-                self._find(rule, text, spans)
-        for rule, start, end in windows:
-            if rule.name not in seen:
-                self._find(rule, text, spans, start, end)
-        if pair_at:
-            self._find_pairs(text, pair_at, spans)
+        spans = self._scanner.spans(text)
         if not spans:
             return text
         spans.sort(key=lambda s: (s[0], -s[1]))
@@ -471,96 +281,6 @@ class Masker:
             pos = end
         out.append(text[pos:])
         return "".join(out)
-
-    def _number_windows(self, text: str, windows: list[tuple[Rule, int, int]]) -> None:
-        """Queue each number rule on each run of digits and separators long enough for it."""
-        runs = number_runs(text)
-        at = runs.find(self._shortest_run)
-        if at < 0:
-            return
-        if len(runs) != len(text):  # not ASCII: offsets differ, scan the whole text
-            windows.extend((r, 0, len(text)) for _, rules in self._by_run for r in rules)
-            return
-        if "%" in text:  # "%204111...": the escape's digits are not part of the number
-            cut = bytearray(runs)
-            for escape in _PERCENT_ESCAPE.finditer(text):
-                cut[escape.start() : escape.end()] = b"xxx"
-            runs = bytes(cut)
-            at = runs.find(self._shortest_run)
-            if at < 0:
-                return
-        while at >= 0:
-            end = runs.find(b"x", at)
-            if end < 0:
-                end = len(runs)
-            for length, rules in self._by_run:
-                if end - at >= length:
-                    windows.extend((r, at, end) for r in rules)
-            at = runs.find(self._shortest_run, end)
-
-    def _find_pairs(
-        self, text: str, at: list[int], spans: list[tuple[int, int, str, Rule | None]]
-    ) -> None:
-        """Mask the values of ``key=value`` pairs whose key holds a keyword found at the
-        offsets ``at`` (ascending). Linear in the text: a hit inside a key or a value already
-        looked at is skipped, the walk back to a key's start stops after `_KEY_MAX`
-        characters, and a value is masked as far as it was scanned."""
-        done = 0  # hits before this offset lie in a key or a value already dealt with
-        cache = self._key_cache
-        quotes = '"' in text or "'" in text
-        for p in at:
-            if p < done:
-                continue
-            end = _KEY_RUN.match(text, p).end()  # type: ignore[union-attr]  # matches ""
-            done = end
-            start = p
-            floor = max(p - _KEY_MAX, 0)
-            while start > floor and text[start - 1] in _KEY_CHARS:
-                start -= 1
-            sep = _SEP.match(text, end)
-            quoted = None
-            if sep is None:
-                if not quotes or text[end : end + 1] != " ":
-                    continue
-                quoted = _quoted_key(text, start, end)  # {"api key": ...}: a key with spaces
-            elif quotes and start and text[start - 1] == " " and text[end] in "\"'\\":
-                quoted = _quoted_key(text, start, end)  # {"Secret Key": ...}
-            if quoted is not None:
-                start, end = quoted
-                sep = _SEP.match(text, end)
-                if sep is None:
-                    continue
-                done = max(done, end)
-            elif sep is None:
-                continue
-            else:
-                while start < p and text[start] not in _KEY_FIRST:
-                    start += 1  # "--password", "2fa_secret": the key starts at a letter
-                if end - start > 2 * _KEY_MAX:
-                    continue
-            key = text[start:end]
-            verdict = cache.get(key)
-            if not (self.is_sensitive_key(key) if verdict is None else verdict):
-                continue
-            value_start, value_end = _value_span(text, sep.end(), key, self._key_token)
-            if value_start < value_end:
-                spans.append((value_start, value_end, "key", None))
-                done = max(done, value_end)
-
-    @staticmethod
-    def _find(
-        rule: Rule,
-        text: str,
-        spans: list[tuple[int, int, str, Rule | None]],
-        pos: int = 0,
-        endpos: int = sys.maxsize,
-    ) -> None:
-        for m in rule.regex.finditer(text, pos, endpos):
-            if rule.validate is not None and not rule.validate(m):
-                continue
-            start, end = m.span(rule.group)
-            if start < end:
-                spans.append((start, end, rule.name, rule))
 
     # Structures ----------------------------------------------------------------------------
 

@@ -12,10 +12,18 @@ other processors added:
         MaskingProcessor(),
         structlog.processors.JSONRenderer(),
     ])
+
+Under structlog's `ProcessorFormatter` (stdlib records rendered by structlog), put
+`MaskingProcessor()` before `ProcessorFormatter.remove_processors_meta`: for a record that
+did not come from structlog, the formatter merges the args into the event text and drops
+them, and the processor then finds the values of mapping args under sensitive keys
+(``log.info("%(password)s", {"password": ...})``) from the record's format string.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import traceback
 from collections.abc import MutableMapping
@@ -52,6 +60,107 @@ def _exception_text(exc_info: Any) -> str | None:
     return None
 
 
+# A printf-style conversion after "%" and its optional "(key)": flags, width, precision,
+# length modifier and type, as `str % mapping` reads them.
+_CONVERSION = re.compile(r"[#0 +\-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa]")
+_KEYS = re.compile(r"%\(([^)]*)\)")
+
+
+def _template(msg: str) -> tuple[list[str], list[str | None]] | None:
+    """``msg`` split into its literal parts and the keys of its conversions (None for a
+    conversion without a key): ``"a %(k)s b"`` gives ``(["a ", " b"], ["k"])``; None when
+    ``msg`` is not a format string that ``%`` would accept."""
+    literals: list[str] = [""]
+    keys: list[str | None] = []
+    at, n = 0, len(msg)
+    while True:
+        pct = msg.find("%", at)
+        if pct < 0:
+            literals[-1] += msg[at:]
+            return literals, keys
+        literals[-1] += msg[at:pct]
+        at = pct + 1
+        if msg.startswith("%", at):
+            literals[-1] += "%"
+            at += 1
+            continue
+        key = None
+        if msg.startswith("(", at):  # the key runs to the matching parenthesis, as in `%`
+            depth, end = 1, at + 1
+            while end < n and depth:
+                depth += {"(": 1, ")": -1}.get(msg[end], 0)
+                end += 1
+            if depth:
+                return None
+            key, at = msg[at + 1 : end - 1], end
+        conversion = _CONVERSION.match(msg, at)
+        if conversion is None:
+            return None
+        at = conversion.end()
+        keys.append(key)
+        literals.append("")
+
+
+def _value_bounds(text: str, literals: list[str], i: int) -> tuple[int, int] | None:
+    """Bounds that hold the value of conversion ``i`` in ``text``, the result of formatting
+    a template whose literal parts are ``literals``: the value starts no earlier than the
+    end of the earliest in-order match of the literals before it (the first one at the
+    start of ``text``), and ends no later than the start of the latest in-order match of
+    the literals after it (the last one at the end). None when they do not fit."""
+    if not text.startswith(literals[0]) or not text.endswith(literals[-1]):
+        return None
+    lo = len(literals[0])
+    for part in literals[1 : i + 1]:
+        found = text.find(part, lo)
+        if found < 0:
+            return None
+        lo = found + len(part)
+    hi = len(text) - len(literals[-1])
+    for part in reversed(literals[i + 1 : -1]):
+        found = text.rfind(part, 0, hi)
+        if found < 0:
+            return None
+        hi = found
+    return (lo, hi) if lo <= hi else None
+
+
+def _mask_foreign_event(masker: Masker, event: dict[str, Any]) -> None:
+    """For a stdlib record formatted by structlog's `ProcessorFormatter`: mask in
+    ``event["event"]`` the values that came from mapping args under sensitive keys. The
+    formatter merged the args into the text and dropped them from the record, so the
+    values are found from the record's format string; when they cannot be, the whole text
+    is masked."""
+    record, text = event.get("_record"), event.get("event")
+    if event.get("_from_structlog") is not False or not isinstance(record, logging.LogRecord):
+        return
+    msg = record.msg if isinstance(record.msg, str) else str(record.msg)
+    if not isinstance(text, str) or "%(" not in msg:
+        return
+    parts = _template(msg)
+    if parts is None:  # not a format string % accepts: any sensitive key masks all the text
+        keys: list[str | None] = _KEYS.findall(msg)
+        literals: list[str] = []
+    else:
+        literals, keys = parts
+    spans: list[tuple[int, int, str]] = []
+    for i, key in enumerate(keys):
+        if key is not None and masker.is_sensitive_key(key):
+            bounds = None if parts is None else _value_bounds(text, literals, i)
+            spans.append((*(bounds or (0, len(text))), key))
+    if not spans:
+        return
+    out, pos = [], 0
+    for start, end, key in sorted(spans):
+        if end <= pos:
+            continue
+        start = max(start, pos)
+        out.append(text[pos:start])
+        out.append(masker.mask({key: text[start:end]})[key] if start < end else "")
+        pos = end
+    out.append(text[pos:])
+    event["event"] = "".join(out)
+
+
 class MaskingProcessor:
     """Returns a masked copy of the event dict: the event text and every key's value.
 
@@ -74,6 +183,8 @@ class MaskingProcessor:
     ) -> dict[str, Any]:
         try:
             event = dict(event_dict)
+            if "_record" in event:
+                _mask_foreign_event(self.masker, event)
             if self.format_exc_info and "exc_info" in event:
                 text = _exception_text(event.pop("exc_info"))
                 if text is not None:
