@@ -244,17 +244,17 @@ def test_a_killed_connection_is_retried_with_no_loss_and_no_duplicates(
         f"kill_{uuid.uuid4().hex[:8]}", meta, sa.Column("id", sa.Integer), sa.Column("v", sa.Text)
     )
     meta.create_all(eng)
-    n, killed = 200_000, 0
+    n, killed = 400_000, 0
     done = threading.Event()
 
     def killer() -> None:
         nonlocal killed
         with psycopg.connect(pg_primary.url, autocommit=True) as admin:
             while not done.is_set() and killed < 3:
-                time.sleep(0.15)
-                found = admin.execute(
+                time.sleep(0.05)
+                found = admin.execute(  # mid-statement or mid-transaction
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = %s AND state = 'active'",
+                    "WHERE application_name = %s AND state <> 'idle'",
                     (app,),
                 ).fetchone()
                 killed += int(found[0]) if found else 0

@@ -857,3 +857,15 @@ def test_the_model_agrees_on_a_plain_story() -> None:
     assert events == [(OPEN, HALF_OPEN)]
     assert p is not None
     assert model.record(p, 5.0, False, False) == [(HALF_OPEN, CLOSED)]
+
+
+def test_giving_back_a_probe_never_issued_does_not_add_one() -> None:
+    core = BreakerCore(BreakerConfig(half_open_max_calls=1), random=lambda: 0.0)
+    core.force(HALF_OPEN, 0.0)
+    core.release(Permit(core.generation, True))  # nothing was issued
+    assert core.probes_issued == 0
+    first, _ = core.acquire(0.0)
+    second, _ = core.acquire(0.0)
+    assert first is not None
+    assert first.probe
+    assert second is None  # still one probe at most

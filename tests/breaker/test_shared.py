@@ -465,6 +465,8 @@ async def test_acall_shares_the_state_without_blocking_the_loop(shared_url: str)
     clock.advance(30.0)
     assert await b.acall(aok) == "ok"
     assert await a.arefresh() == CLOSED
+    assert a._shared is not None
+    await a._shared.storage.backend.aclose()  # this loop's client, before the loop closes
 
 
 # A killed Redis ----------------------------------------------------------------------------------

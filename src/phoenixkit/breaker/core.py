@@ -350,6 +350,7 @@ class BreakerCore:
             and not permit.shared
             and permit.generation == self.generation
             and self.state == HALF_OPEN
+            and self.probes_issued > 0
         ):
             self.probes_issued -= 1
 
