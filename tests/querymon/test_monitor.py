@@ -382,3 +382,19 @@ def test_opentelemetry_metrics_read_the_monitor() -> None:
     assert points["phoenixkit.querymon.slow_share"][0].value == pytest.approx(0.05)
     p50 = [p for p in points["phoenixkit.querymon.latency"] if p.attributes["quantile"] == "p50"]
     assert p50[0].value == pytest.approx(0.002, rel=0.01)
+
+
+@pytest.mark.parametrize("include_fetch", [False, True])
+def test_fetch_time_counts_only_when_asked(pg_primary: Any, include_fetch: bool) -> None:
+    clock = FakeClock(10.0)
+    mon = QueryMonitor(include_fetch=include_fetch, clock=clock)
+    with psycopg.connect(pg_primary.url) as conn:
+        mon.instrument(conn)
+        cur = conn.execute("SELECT generate_series(1, 3)")
+        assert mon.snapshot().overall.count == (0 if include_fetch else 1)
+        clock.advance(0.5)  # the application reads its rows slowly
+        assert cur.fetchall() == [(1,), (2,), (3,)]
+        cur.close()
+    q = by_fingerprint(mon)["select generate_series(?,?)"]
+    assert q.count == 1
+    assert (q.max_ms >= 500) == include_fetch

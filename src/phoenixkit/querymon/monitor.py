@@ -171,6 +171,8 @@ class QueryMonitor:
     under ``degraded_at`` (5%) ``"healthy"``, up to ``unhealthy_at`` (10%) ``"degraded"``,
     above it ``"unhealthy"``. ``n_plus_one`` is how many runs of one fingerprint within one
     `unit_of_work` raise an `NPlusOne` event (``on_event`` gets it too).
+    ``include_fetch`` (psycopg connections and engines on psycopg) times a query until its
+    rows are read or its cursor closed, not only until the server answered.
     """
 
     def __init__(
@@ -185,6 +187,7 @@ class QueryMonitor:
         unhealthy_at: float = 0.10,
         slow_log_size: int = 100,
         sample_params: bool = True,
+        include_fetch: bool = False,
         explain: bool = False,
         explain_keep: int = 10,
         explain_analyze: bool = False,
@@ -215,6 +218,7 @@ class QueryMonitor:
         self.unhealthy_at = unhealthy_at
         self.sample_params = sample_params
         self.on_event = on_event
+        self.include_fetch = include_fetch
         self.clock = clock
         self.explainer: Explainer | None = (
             Explainer(keep=explain_keep, analyze=explain_analyze) if explain else None

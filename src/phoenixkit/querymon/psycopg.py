@@ -36,6 +36,7 @@ def instrument_connection(
     base = conn.cursor_factory
     clock, record = monitor.clock, monitor.record
     plan = explain if monitor.explainer is not None else None
+    with_fetch = monitor.include_fetch
 
     if isinstance(conn, psycopg.AsyncConnection):
 
@@ -66,16 +67,51 @@ def instrument_connection(
 
         class Timed(base):  # type: ignore[misc,valid-type]
             _phoenixkit = True
+            _pk_pending: tuple[Any, Any, float] | None = None
 
             def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                if self._pk_pending is not None:
+                    self._pk_done()
                 started = clock()
                 try:
                     result = super().execute(query, params, **kw)
                 except Exception as exc:
                     record(_text(query, self), clock() - started, params=params, error=exc)
                     raise
-                record(_text(query, self), clock() - started, params=params, explain=plan)
+                if with_fetch:  # recorded once the rows are read (or the cursor closed)
+                    self._pk_pending = (query, params, started)
+                else:
+                    record(_text(query, self), clock() - started, params=params, explain=plan)
                 return result
+
+            def _pk_done(self) -> None:
+                found, self._pk_pending = self._pk_pending, None
+                if found is not None:
+                    query, params, started = found
+                    record(_text(query, self), clock() - started, params=params, explain=plan)
+
+            def fetchone(self) -> Any:
+                row = super().fetchone()
+                if row is None and self._pk_pending is not None:
+                    self._pk_done()
+                return row
+
+            def fetchmany(self, size: int = 0) -> Any:
+                rows = super().fetchmany(size)
+                if self._pk_pending is not None and len(rows) < (size or self.arraysize):
+                    self._pk_done()
+                return rows
+
+            def fetchall(self) -> Any:
+                rows = super().fetchall()
+                if self._pk_pending is not None:
+                    self._pk_done()
+                return rows
+
+            def close(self) -> None:
+                if self._pk_pending is not None:
+                    self._pk_done()
+                super().close()
 
             def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
                 started = clock()
