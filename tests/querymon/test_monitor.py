@@ -398,3 +398,18 @@ def test_fetch_time_counts_only_when_asked(pg_primary: Any, include_fetch: bool)
     q = by_fingerprint(mon)["select generate_series(?,?)"]
     assert q.count == 1
     assert (q.max_ms >= 500) == include_fetch
+
+
+def test_async_engines_are_watched_through_their_sync_engine(pg_primary: Any) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(pg_primary.sqlalchemy_url)
+        mon = QueryMonitor().instrument(engine)
+        async with engine.connect() as conn:
+            for i in range(3):
+                await conn.exec_driver_sql(f"SELECT {i} + 1")
+        await engine.dispose()
+        assert by_fingerprint(mon)["select ?+?"].count == 3
+
+    asyncio.run(run())
