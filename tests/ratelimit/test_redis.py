@@ -135,15 +135,20 @@ def _check_hammer(
         else:
             spread = Fraction(max(answered)) - Fraction(start)
             assert len(answered) <= limit + spread / interval, (i, len(answered))
-    # Lower bound: each whole period of the run admitted at least 99% of the limit.
+    # Lower bound: the whole periods of the run admitted at least 99% of the limit.
     first, last = sends[0], max(r for _, r in admitted)
     windows = int((last - first) // period)
     assert windows >= 2
     received = [r for _, r in admitted]
-    for w in range(1, windows):  # the first window holds the initial burst: skip it
+    # The first window holds the initial burst: skip it. Times are the clients' receive
+    # times, which a loaded machine jitters across window edges, so 99% is asked of the
+    # windows together, and each window alone must still get 95%.
+    counts = []
+    for w in range(1, windows):
         lo, hi = first + w * period, first + (w + 1) * period
-        got = sum(1 for r in received if lo <= r < hi)
-        assert got >= 0.99 * limit, (w, got, limit)
+        counts.append(sum(1 for r in received if lo <= r < hi))
+    assert sum(counts) >= 0.99 * limit * len(counts), (counts, limit)
+    assert min(counts) >= 0.95 * limit, (counts, limit)
 
 
 @pytest.mark.slow
