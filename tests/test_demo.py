@@ -38,6 +38,8 @@ def test_demo_prints_a_section_per_module() -> None:
         assert event in done.stdout
     assert "EUR/USD 1.0832 after 3 attempts" in done.stdout
     assert "the loader ran 1 time(s)" in done.stdout
+    assert "300 reads served by: {'replica-a': 150, 'replica-b': 150}" in done.stdout
+    assert "healthy probe 3: in rotation: replica-a, replica-b" in done.stdout
     # The query monitor groups the workload by fingerprint and finds the N+1 loop.
     assert "200 x 'select ? as id,? as kind'" in done.stdout
     assert "N+1: 'select ? as order_id,? as lines' ran 10 times in GET /orders" in done.stdout

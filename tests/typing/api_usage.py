@@ -30,6 +30,14 @@ from phoenixkit.ratelimit import (
     TieredRateLimiter,
     rate_limit_headers,
 )
+from phoenixkit.replicas import (
+    NoReplicaAvailable,
+    PsycopgRouter,
+    ReplicaRouter,
+    RouterStatus,
+    decode_token,
+    encode_token,
+)
 from phoenixkit.resilience import resilient
 from phoenixkit.serialization import Codec, JsonCodec, PickleCodec, Serializer, get_codec
 from phoenixkit.testing import FakeClock
@@ -148,3 +156,32 @@ def cache_with_redis(url: str) -> TieredCache:
 
 
 cache_errors: tuple[type[Exception], ...] = (InvalidKeyError, ValueTooLargeError)
+
+
+def use_replicas() -> tuple[str | None, int | None, list[tuple[object, ...]], str]:
+    replicas = ReplicaRouter(
+        primary="postgresql://app@db-primary/shop",
+        replicas=["postgresql://app@db-replica/shop"],
+        strategy="least_lag",
+        max_lag_bytes=16 * 1024 * 1024,
+        on_no_replica="primary",
+        start=False,
+    )
+    with replicas.session() as routed:
+        routed.commit()
+        lsn_token: str | None = routed.token
+    with replicas.use_primary(), replicas.session(token=lsn_token) as pinned_session:
+        pinned_session.rollback()
+    replica_status: RouterStatus = replicas.status()
+    in_rotation: tuple[str, ...] = replica_status.in_rotation
+    signed: str = encode_token("0/3000060", key=b"k")
+    position: int | None = decode_token(signed, key=b"k")
+    pg_router = PsycopgRouter("postgresql://app@db-primary/shop", ["postgresql://app@r/shop"])
+    rows: list[tuple[object, ...]] = pg_router.read("SELECT 1")
+    write_token: str = pg_router.write("SELECT 1")
+    del in_rotation
+    return lsn_token, position, rows, write_token
+
+
+def no_replica(exc: NoReplicaAvailable) -> str:
+    return str(exc)

@@ -20,6 +20,7 @@ from phoenixkit.demo.breaker_section import run_breaker_section
 from phoenixkit.demo.cache_section import run_cache_section
 from phoenixkit.demo.querymon_section import run_querymon_section
 from phoenixkit.demo.ratelimit_section import run_ratelimit_section
+from phoenixkit.demo.replicas_section import run_replicas_section
 from phoenixkit.errors import PhoenixError
 from phoenixkit.serialization import Serializer
 
@@ -164,7 +165,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("breaker", "Circuit breaker", 4, run_breaker_section),
     Section("retry", "Retry policies", 4, _retry),
     Section("batch", "Batch chunker and bulk SQL writes", 5, run_batch_section),
-    Section("replicas", "Read-replica router", 6),
+    Section("replicas", "Read-replica router", 6, run_replicas_section),
     Section("querymon", "Query monitor", 7, run_querymon_section),
     Section("masking", "Structured logs with masking", 8, _masking),
     Section("integrations", "ASGI/WSGI middleware and framework adapters", 10),
