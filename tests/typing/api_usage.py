@@ -6,6 +6,9 @@ breaks how users' code type-checks fails the lint session.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from phoenixkit import __version__
 from phoenixkit.batch import BatchReport, chunked, run_batches
 from phoenixkit.breaker import CircuitBreaker, CircuitOpenError, RedisBreakerState
@@ -21,6 +24,15 @@ from phoenixkit.cache import (
     warm,
 )
 from phoenixkit.errors import ConfigurationError, MissingDependencyError, PhoenixError
+from phoenixkit.integrations import asgi, wsgi
+from phoenixkit.integrations.asgi import (
+    CorrelationIdMiddleware,
+    RateLimitMiddleware,
+    RequestInfo,
+    TimingMiddleware,
+    api_key_header,
+)
+from phoenixkit.integrations.prometheus import PrometheusExporter
 from phoenixkit.ratelimit import (
     Decision,
     Lockout,
@@ -185,3 +197,29 @@ def use_replicas() -> tuple[str | None, int | None, list[tuple[object, ...]], st
 
 def no_replica(exc: NoReplicaAvailable) -> str:
     return str(exc)
+
+
+async def _endpoint(scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+
+
+def _wsgi_endpoint(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("204 No Content", [])
+    return [b""]
+
+
+def _by_user(info: RequestInfo) -> str | None:
+    return info.header("x-user")
+
+
+_limiter = RateLimiter("10/second")
+_app: asgi.ASGIApp = RateLimitMiddleware(_endpoint, _limiter, key=None, trusted_proxies=())
+_app = CorrelationIdMiddleware(TimingMiddleware(_app))
+_app = RateLimitMiddleware(_app, _limiter, key=api_key_header("X-API-Key"), exempt=["/health"])
+_app = asgi.ResponseCacheMiddleware(
+    asgi.GZipMiddleware(asgi.ETagMiddleware(_app)), TieredCache(MemoryTier(maxsize=10, ttl=1))
+)
+_w: wsgi.WSGIApp = wsgi.CorrelationIdMiddleware(wsgi.TimingMiddleware(_wsgi_endpoint))
+_w = wsgi.RateLimitMiddleware(_w, _limiter, key=_by_user, trusted_proxies=["10.0.0.0/8"])
+_text: str = PrometheusExporter(_limiter).render()
+_metrics: asgi.ASGIApp = PrometheusExporter(_limiter).asgi_app()

@@ -1,0 +1,125 @@
+"""The ASGI plumbing of the middleware: message types, header conversion, the response
+buffer. Private; the decisions themselves are in ``_http``, ``_body`` and ``_cache``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, cast
+
+from phoenixkit.integrations import _body, _http
+from phoenixkit.integrations._http import Headers
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Transform = Callable[[int, Headers, bytes], Awaitable[tuple[int, Headers, bytes]]]
+Early = Callable[[int, Headers], "Headers | None"]
+
+MAX_BUFFER = 1 << 20
+"""Responses larger than this (1 MiB) stream through the buffering middleware unchanged."""
+
+
+def _decode(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def _request_headers(scope: Scope) -> dict[str, str]:
+    """The request headers as a dict, decoded once per request (kept in the scope)."""
+    raw = scope.get("headers") or ()
+    cached = scope.get("phoenixkit.headers")
+    if cached is not None and cached[0] is raw:
+        return cast(dict[str, str], cached[1])
+    headers = _http.header_dict(_decode(raw))
+    scope["phoenixkit.headers"] = (raw, headers)
+    return headers
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: Headers, ctype: str | None = "application/json"
+) -> None:
+    if ctype is not None:
+        headers = [*headers, ("Content-Type", ctype), ("Content-Length", str(len(body)))]
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _adding(send: Send, extra: Callable[[], Headers]) -> Send:
+    """``send`` with ``extra()`` headers added to the response start, unless the app (or an
+    inner middleware, such as a route's own limit) set a header of that name already."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {k.lower() for k, _ in headers}
+            headers += [h for h in _encode(extra()) if h[0] not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+async def _buffered(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    transform: Transform,
+    limit: int,
+    early: Early | None = None,
+) -> None:
+    """Run ``app`` collecting its response; send ``transform(status, headers, body)``.
+
+    A response over ``limit`` bytes, or one with trailers, is streamed through unchanged;
+    so is one for which ``early(status, headers)`` returns its final headers.
+    """
+    start: Message | None = None
+    chunks: list[bytes] = []
+    size = 0
+    passthrough = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal start, size, passthrough
+        kind = message["type"]
+        if kind == "http.response.start" and not passthrough:
+            start = message
+            passthrough = bool(message.get("trailers"))
+            if not passthrough and early is not None:
+                decided = early(int(message["status"]), _decode(message.get("headers", ())))
+                if decided is not None:
+                    passthrough = True
+                    message = {**message, "headers": _encode(decided)}
+            if passthrough:
+                await send(message)
+            return
+        if passthrough or start is None:
+            await send(message)
+            return
+        if kind != "http.response.body":
+            passthrough = True
+            await send(start)
+            await send(message)
+            return
+        body = message.get("body", b"")
+        chunks.append(body)
+        size += len(body)
+        if message.get("more_body", False):
+            if size > limit:
+                passthrough = True
+                await send(start)
+                joined = b"".join(chunks)
+                await send({"type": "http.response.body", "body": joined, "more_body": True})
+            return
+        status, headers, out = await transform(
+            int(start["status"]), _decode(start.get("headers", ())), b"".join(chunks)
+        )
+        headers = _body.with_length(headers, out) if status != 304 else headers
+        await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+        await send({"type": "http.response.body", "body": out})
+
+    await app(scope, receive, wrapped)
