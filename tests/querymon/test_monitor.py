@@ -413,3 +413,31 @@ def test_async_engines_are_watched_through_their_sync_engine(pg_primary: Any) ->
         assert by_fingerprint(mon)["select ?+?"].count == 3
 
     asyncio.run(run())
+
+
+def test_pool_checkout_waits_are_counted(pg_primary: Any) -> None:
+    import threading
+    import time
+
+    engine = sa.create_engine(pg_primary.sqlalchemy_url, pool_size=1, max_overflow=0)
+    mon = QueryMonitor().instrument(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    held = threading.Event()
+
+    def hold() -> None:
+        with engine.connect():
+            held.set()
+            time.sleep(0.2)  # the only connection, busy
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    with engine.connect() as conn:  # must wait for it
+        conn.exec_driver_sql("SELECT 1")
+    thread.join()
+    pool = mon.snapshot().extra["pools"][0]
+    assert pool["checkout_waits"] >= 1
+    assert pool["checkout_wait_seconds"] >= 0.1  # it waited out the holder's sleep
+    assert pool["size"] == 1
+    engine.dispose()

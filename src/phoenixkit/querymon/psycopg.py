@@ -67,6 +67,30 @@ def instrument_connection(
 
         class Timed(base):  # type: ignore[misc,valid-type]
             _phoenixkit = True
+
+            def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                started = clock()
+                try:
+                    result = super().execute(query, params, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, params=params, error=exc)
+                    raise
+                text = query if type(query) is str else _text(query, self)
+                record(text, clock() - started, params=params, explain=plan)
+                return result
+
+            def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
+                started = clock()
+                try:
+                    super().executemany(query, params_seq, **kw)
+                except Exception as exc:
+                    record(_text(query, self), clock() - started, error=exc)
+                    raise
+                record(_text(query, self), clock() - started)
+
+        class TimedWithFetch(Timed):
+            """Records a query once its rows are read, or its cursor closed."""
+
             _pk_pending: tuple[Any, Any, float] | None = None
 
             def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
@@ -74,14 +98,11 @@ def instrument_connection(
                     self._pk_done()
                 started = clock()
                 try:
-                    result = super().execute(query, params, **kw)
+                    result = base.execute(self, query, params, **kw)
                 except Exception as exc:
                     record(_text(query, self), clock() - started, params=params, error=exc)
                     raise
-                if with_fetch:  # recorded once the rows are read (or the cursor closed)
-                    self._pk_pending = (query, params, started)
-                else:
-                    record(_text(query, self), clock() - started, params=params, explain=plan)
+                self._pk_pending = (query, params, started)
                 return result
 
             def _pk_done(self) -> None:
@@ -113,16 +134,7 @@ def instrument_connection(
                     self._pk_done()
                 super().close()
 
-            def executemany(self, query: Any, params_seq: Any, **kw: Any) -> None:
-                started = clock()
-                try:
-                    super().executemany(query, params_seq, **kw)
-                except Exception as exc:
-                    record(_text(query, self), clock() - started, error=exc)
-                    raise
-                record(_text(query, self), clock() - started)
-
-        conn.cursor_factory = Timed
+        conn.cursor_factory = TimedWithFetch if with_fetch else Timed
 
     def undo() -> None:
         conn.cursor_factory = base

@@ -202,14 +202,18 @@ class WindowedSketch:
 
     def add_key(self, key: int | None, value: float, now: float) -> None:
         """`add` with the value's bucket already known (see `Sketch.add_key`)."""
-        epoch = int(now // self.slice_seconds)
+        self.slice_for(int(now // self.slice_seconds)).add_key(key, value)
+
+    def slice_for(self, epoch: int) -> Sketch:
+        """The sketch of slice ``epoch`` (``now // slice_seconds``), started when needed:
+        the slice it replaces in the ring is retired into the cumulative sketch."""
         slot = epoch % self.slices
         found = self._ring[slot]
         if found is None or found[0] != epoch:
             if found is not None:
                 self.retired.merge(found[1])
             found = self._ring[slot] = (epoch, Sketch(self.accuracy))
-        found[1].add_key(key, value)
+        return found[1]
 
     def cumulative(self) -> Sketch:
         """Every value ever added."""

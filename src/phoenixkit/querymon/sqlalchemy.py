@@ -2,8 +2,9 @@
 
 Times each cursor execution from ``before_cursor_execute`` to ``after_cursor_execute``
 (fetching rows afterwards is not included), records failures from ``handle_error``, and
-counts pool checkouts, checkins, connects and invalidations; the pool's gauges (checked
-out, overflow, size) are read when a snapshot is taken.
+counts pool checkouts, checkins, connects and invalidations, and checkouts that waited
+(1 ms or more to get a connection: none free, or a new one opened) with their total time;
+the pool's gauges (checked out, overflow, size) are read when a snapshot is taken.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["instrument_engine"]
 
 _ATTR = "_phoenixkit_started"
+_WAIT = 0.001  # seconds: a checkout slower than this counts as a wait
 
 
 def _plain_cursor(driver: Any) -> Any:
@@ -116,12 +118,36 @@ def instrument_engine(monitor: QueryMonitor, engine: Any) -> Callable[[], dict[s
             if sa.event.contains(target, name, fn):
                 sa.event.remove(target, name, fn)
 
+    # Checkout waits: the time spent getting a connection from the pool (waiting for a free
+    # one, or opening one), measured around the pool's own connect().
+    pool = sync.pool
+    waits = {"checkout_waits": 0, "checkout_wait_seconds": 0.0}
+    original = pool.connect
+
+    def timed_connect(*args: Any, **kwargs: Any) -> Any:
+        started = clock()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            took = clock() - started
+            if took >= _WAIT:
+                waits["checkout_waits"] += 1
+                waits["checkout_wait_seconds"] += took
+
+    pool.connect = timed_connect
+
+    def unwrap() -> None:
+        if pool.__dict__.get("connect") is timed_connect:
+            del pool.connect
+
     monitor.hooks.append(undo)
+    monitor.hooks.append(unwrap)
 
     def pool_stats() -> dict[str, Any]:
         pool = sync.pool
         found: dict[str, Any] = {"engine": repr(sync.url.render_as_string(hide_password=True))}
         found.update(counts)
+        found.update(waits)
         for gauge in ("checkedout", "overflow", "size"):
             method = getattr(pool, gauge, None)
             if callable(method):
