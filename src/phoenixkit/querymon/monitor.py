@@ -31,6 +31,7 @@ __all__ = ["NPlusOne", "QueryMonitor", "QueryStats", "SlowQuery", "Snapshot"]
 
 _log = logging.getLogger("phoenixkit.querymon")
 OTHER = "other"
+_BATCH = 64  # queued queries folded in at once
 _QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # Frames of these packages are not the call site of a query.
 _INTERNAL = ("sqlalchemy", "psycopg", "phoenixkit", "contextlib", "asyncio", "threading")
@@ -248,6 +249,7 @@ class QueryMonitor:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._overall = _Entry("all", relative_accuracy, window_minutes)
         self._slow_window = WindowedSketch(window_minutes, 60.0, relative_accuracy)
+        self._pending: deque[tuple[str, float, float, bool, bool]] = deque()
         self._gamma_log = Sketch(relative_accuracy)._gamma_log  # values to bucket keys
         self._other: _Entry | None = None
         self._dropped = 0
@@ -293,25 +295,12 @@ class QueryMonitor:
         if not 0 <= seconds < math.inf:  # NaN, negative: a broken clock, not a query
             raise ValueError(f"bad duration {seconds!r}")
         slow = seconds >= self.slow_threshold
-        key = math.ceil(math.log(seconds) / self._gamma_log) if seconds > 0 else None
-        epoch = int(now // 60.0)
-        failed = error is not None
-        with self._lock:
-            entry = self._entries.get(fp)
-            if entry is None:
-                entry = self._entries[fp] = _Entry(fp, self.accuracy, self.window_minutes)
-                if len(self._entries) > self.max_fingerprints:
-                    _, old = self._entries.popitem(last=False)
-                    if self._other is None:
-                        self._other = _Entry(OTHER, self.accuracy, self.window_minutes)
-                    self._other.fold(old, now)
-                    self._dropped += 1
-            else:
-                self._entries.move_to_end(fp)
-            entry.add(key, seconds, epoch, slow, failed)
-            self._overall.add(key, seconds, epoch, slow, failed)
-            if slow:
-                self._slow_window.add_key(key, seconds, now)
+        # Queue it; the aggregation runs once per batch under one lock (deque.append is
+        # atomic, so recording takes no lock), and before every read.
+        pending = self._pending
+        pending.append((fp, seconds, now, slow, error is not None))
+        if len(pending) >= _BATCH:
+            self._drain()
         unit = _unit.get()
         if unit is not None:
             self._count_in_unit(unit, fp)
@@ -319,6 +308,30 @@ class QueryMonitor:
             self._slow(fp, sql, seconds, params, error, now)
             if explain is not None and self.explainer is not None and error is None:
                 self.explainer.offer(fp, seconds, sql, params, explain)
+
+    def _drain(self) -> None:
+        """Fold the queued queries into the entries (under the lock)."""
+        pending, entries, log = self._pending, self._entries, math.log
+        with self._lock:
+            for _ in range(len(pending)):
+                fp, seconds, now, slow, failed = pending.popleft()
+                key = math.ceil(log(seconds) / self._gamma_log) if seconds > 0 else None
+                epoch = int(now // 60.0)
+                entry = entries.get(fp)
+                if entry is None:
+                    entry = entries[fp] = _Entry(fp, self.accuracy, self.window_minutes)
+                    if len(entries) > self.max_fingerprints:
+                        _, old = entries.popitem(last=False)
+                        if self._other is None:
+                            self._other = _Entry(OTHER, self.accuracy, self.window_minutes)
+                        self._other.fold(old, now)
+                        self._dropped += 1
+                else:
+                    entries.move_to_end(fp)
+                entry.add(key, seconds, epoch, slow, failed)
+                self._overall.add(key, seconds, epoch, slow, failed)
+                if slow:
+                    self._slow_window.add_key(key, seconds, now)
 
     def _count_in_unit(self, unit: _Unit, fp: str) -> None:
         n = unit.counts[fp] = unit.counts.get(fp, 0) + 1
@@ -399,6 +412,7 @@ class QueryMonitor:
     # Reading --------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        self._drain()
         now = self.clock()
         with self._lock:
             entries = [e.stats(now) for e in self._entries.values()]
@@ -449,6 +463,7 @@ class QueryMonitor:
 
     def reset(self) -> None:
         with self._lock:
+            self._pending.clear()
             self._entries.clear()
             self._overall = _Entry("all", self.accuracy, self.window_minutes)
             self._slow_window = WindowedSketch(self.window_minutes, 60.0, self.accuracy)
