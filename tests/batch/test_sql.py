@@ -86,6 +86,13 @@ def test_copy_rows_refuses_a_row_of_the_wrong_arity_and_writes_nothing(pg_primar
         ):
             copy_rows(conn, name, ["a", "b"], [(1, 2), (3, 4), (5, 6, 7)])
         assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,)
+        rows = iter([(1, 2), (3, 4), (5,)])  # a generator: found as it is read
+        with (
+            pytest.raises(ConfigurationError, match=r"row 2 has 1 values for 2 columns"),
+            conn.transaction(),
+        ):
+            copy_rows(conn, name, ["a", "b"], rows)
+        assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,)
 
 
 def test_copy_rows_quotes_names_and_reaches_through_sqlalchemy(

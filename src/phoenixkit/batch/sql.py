@@ -74,21 +74,32 @@ def copy_rows(
     statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(target, names, fmt)
     width = len(cols)
     written = 0
+    # A list is checked whole, in C, before anything is sent.
+    if isinstance(rows, (list, tuple)) and any(n != width for n in set(map(len, rows))):
+        index = next(i for i, row in enumerate(rows) if len(row) != width)
+        raise _arity(index, rows[index], cols)
     with pg.cursor() as cur:
         types = _column_types(cur, table, cols) if binary else None
         with cur.copy(statement) as copy:
             if types is not None:
                 copy.set_types(types)
             write = copy.write_row
+            if isinstance(rows, (list, tuple)):
+                for row in rows:
+                    write(row)
+                return len(rows)
             for row in rows:
                 if len(row) != width:
-                    raise ConfigurationError(
-                        f"row {written} has {len(row)} values for {width} columns {cols}: "
-                        f"{_short(row)}"
-                    )
+                    raise _arity(written, row, cols)
                 write(row)
                 written += 1
     return written
+
+
+def _arity(index: int, row: Any, cols: list[str]) -> ConfigurationError:
+    return ConfigurationError(
+        f"row {index} has {len(row)} values for {len(cols)} columns {cols}: {_short(row)}"
+    )
 
 
 def _short(row: Any) -> str:
