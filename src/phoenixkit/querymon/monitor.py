@@ -105,31 +105,28 @@ class _Entry:
         self.epoch = -1  # the minute of `slice`, the window's current sketch
         self.slice: Sketch | None = None
 
-    def add(self, key: int | None, seconds: float, epoch: int, slow: bool, error: bool) -> None:
-        # The hot path of every query: the sketch update is written out here (one call per
-        # entry instead of three); `Sketch.add_key` is the same update.
-        self.count += 1
-        if error:
-            self.errors += 1
-        if slow:
-            self.slow += 1
+    def add_group(self, epoch: int, g: list[Any]) -> None:
+        """Add a batch's queries of one statement and minute (see `QueryMonitor._drain`)."""
+        count, errors, slow, total, low, high, zeros, keys = g[:8]
+        self.count += count
+        self.errors += errors
+        self.slow += slow
         s = self.slice
         if s is None or epoch != self.epoch:
             s = self.slice = self.window.slice_for(epoch)
             self.epoch = epoch
-        s.count += 1
-        s.sum += seconds
-        if seconds < s.min:
-            s.min = seconds
-        if seconds > s.max:
-            s.max = seconds
-        if key is None:
-            s.zeros += 1
-        else:
-            buckets = s.buckets
-            buckets[key] = buckets.get(key, 0) + 1
-            if len(buckets) > s._max_buckets:
-                s._fold()
+        s.count += count
+        s.sum += total
+        if low < s.min:
+            s.min = low
+        if high > s.max:
+            s.max = high
+        s.zeros += zeros
+        buckets = s.buckets
+        for key, n in keys.items():
+            buckets[key] = buckets.get(key, 0) + n
+        while len(buckets) > s._max_buckets:
+            s._fold()
 
     def fold(self, other: _Entry, now: float) -> None:
         self.count += other.count
@@ -249,7 +246,7 @@ class QueryMonitor:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._overall = _Entry("all", relative_accuracy, window_minutes)
         self._slow_window = WindowedSketch(window_minutes, 60.0, relative_accuracy)
-        self._pending: deque[tuple[str, float, float, bool, bool]] = deque()
+        self._pending: deque[tuple[Any, float, float, bool, bool]] = deque()
         self._gamma_log = Sketch(relative_accuracy)._gamma_log  # values to bucket keys
         self._other: _Entry | None = None
         self._dropped = 0
@@ -290,18 +287,20 @@ class QueryMonitor:
         error: BaseException | None,
         explain: Callable[[str, Any], Any] | None,
     ) -> None:
-        fp = _cached(sql) if type(sql) is str else fingerprint(sql)
         now = self.clock()
         if not 0 <= seconds < math.inf:  # NaN, negative: a broken clock, not a query
             raise ValueError(f"bad duration {seconds!r}")
         slow = seconds >= self.slow_threshold
-        # Queue it; the aggregation runs once per batch under one lock (deque.append is
-        # atomic, so recording takes no lock), and before every read.
+        # Queue it; fingerprinting and aggregation run once per batch under one lock
+        # (deque.append is atomic, so recording takes no lock), and before every read.
         pending = self._pending
-        pending.append((fp, seconds, now, slow, error is not None))
+        pending.append((sql, seconds, now, slow, error is not None))
         if len(pending) >= _BATCH:
             self._drain()
         unit = _unit.get()
+        if unit is None and not slow:
+            return
+        fp = _cached(sql) if type(sql) is str else fingerprint(sql)
         if unit is not None:
             self._count_in_unit(unit, fp)
         if slow:
@@ -310,13 +309,46 @@ class QueryMonitor:
                 self.explainer.offer(fp, seconds, sql, params, explain)
 
     def _drain(self) -> None:
-        """Fold the queued queries into the entries (under the lock)."""
-        pending, entries, log = self._pending, self._entries, math.log
+        """Fold the queued queries into the entries: grouped by statement and minute first
+        (queries of one shape come in runs), then one entry update per group, under the lock."""
+        pending, log, glog, inf = self._pending, math.log, self._gamma_log, math.inf
+        groups: dict[tuple[Any, int], list[Any]] = {}
+        slow_ones: list[tuple[int | None, float, float]] = []
+        for _ in range(len(pending)):
+            try:
+                sql, seconds, now, slow, failed = pending.popleft()
+            except IndexError:  # another thread drained it meanwhile
+                break
+            epoch = int(now // 60.0)
+            g = groups.get((sql, epoch))
+            if g is None:
+                # count, errors, slow, sum, min, max, zeros, {bucket: n}, last time
+                g = groups[(sql, epoch)] = [0, 0, 0, 0.0, inf, -inf, 0, {}, now]
+            g[0] += 1
+            g[3] += seconds
+            if seconds < g[4]:
+                g[4] = seconds
+            if seconds > g[5]:
+                g[5] = seconds
+            key = None
+            if seconds > 0:
+                key = math.ceil(log(seconds) / glog)
+                keys = g[7]
+                keys[key] = keys.get(key, 0) + 1
+            else:
+                g[6] += 1
+            if failed:
+                g[1] += 1
+            if slow:
+                g[2] += 1
+                slow_ones.append((key, seconds, now))
+            g[8] = now
+        if not groups:
+            return
+        entries = self._entries
         with self._lock:
-            for _ in range(len(pending)):
-                fp, seconds, now, slow, failed = pending.popleft()
-                key = math.ceil(log(seconds) / self._gamma_log) if seconds > 0 else None
-                epoch = int(now // 60.0)
+            for (sql, epoch), g in groups.items():
+                fp = _cached(sql) if type(sql) is str else fingerprint(sql)
                 entry = entries.get(fp)
                 if entry is None:
                     entry = entries[fp] = _Entry(fp, self.accuracy, self.window_minutes)
@@ -324,14 +356,14 @@ class QueryMonitor:
                         _, old = entries.popitem(last=False)
                         if self._other is None:
                             self._other = _Entry(OTHER, self.accuracy, self.window_minutes)
-                        self._other.fold(old, now)
+                        self._other.fold(old, g[8])
                         self._dropped += 1
                 else:
                     entries.move_to_end(fp)
-                entry.add(key, seconds, epoch, slow, failed)
-                self._overall.add(key, seconds, epoch, slow, failed)
-                if slow:
-                    self._slow_window.add_key(key, seconds, now)
+                entry.add_group(epoch, g)
+                self._overall.add_group(epoch, g)
+            for key, seconds, now in slow_ones:
+                self._slow_window.add_key(key, seconds, now)
 
     def _count_in_unit(self, unit: _Unit, fp: str) -> None:
         n = unit.counts[fp] = unit.counts.get(fp, 0) + 1
