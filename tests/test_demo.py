@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -85,10 +86,42 @@ def test_demo_reports_an_unreachable_server(redis_server) -> None:
     assert "FAILED: redis.exceptions.ConnectionError" in out.getvalue()
 
 
-def test_serve_says_plainly_that_it_is_not_built() -> None:
-    out = io.StringIO()
-    assert run_demo(serve=True, out=out) == 2
-    assert "not built yet" in out.getvalue()
+def test_serve_serves_the_example_app_on_loopback() -> None:
+    import httpx
+
+    from tests.servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phoenixkit", "demo", "--serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "the demo never served"
+                time.sleep(0.2)
+        assert health.status_code == 200
+        hello = httpx.get(f"{url}/hello", headers={"X-Request-ID": "demo-req-1"})
+        assert hello.json()["request_id"] == "demo-req-1"
+        assert hello.headers["x-request-id"] == "demo-req-1"
+        assert "x-response-time" in hello.headers
+        assert "ratelimit-policy" in {k.lower() for k in hello.headers}
+        report = httpx.get(f"{url}/report", headers={"Accept-Encoding": "gzip"})
+        assert report.headers["content-encoding"] == "gzip"
+        assert len(report.json()["rows"]) == 500
+        assert "phoenixkit_ratelimit" in httpx.get(f"{url}/metrics").text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)  # reads and closes its output pipe
 
 
 @pytest.mark.parametrize("args", [["--bogus"], []])

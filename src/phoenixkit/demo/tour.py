@@ -200,11 +200,22 @@ def run_demo(
         except Exception as exc:  # a driver error (redis, psycopg) from a real server
             failed += 1
             ctx.line(f"FAILED: {type(exc).__module__}.{type(exc).__name__}: {exc}")
-    if serve:
-        out.write(
-            f"\n--serve: the example app is not built yet (tracked in issue #10); "
-            f"nothing is listening on 127.0.0.1:{port}\n"
-        )
-        return 2
     out.write(f"\n{len(SECTIONS)} sections, {failed} failed\n")
+    if serve:
+        return _serve(port, out)
     return 1 if failed else 0
+
+
+def _serve(port: int, out: TextIO) -> int:
+    """Serve the example app on 127.0.0.1 until interrupted (the ``asgi`` extra)."""
+    from phoenixkit._optional import require
+    from phoenixkit.demo.app import build_app
+
+    uvicorn = require("uvicorn", extra="asgi", feature="demo --serve")
+    out.write(
+        f"\nserving the example app on http://127.0.0.1:{port} (/hello, /report, /health, "
+        "/metrics); Ctrl-C stops it\n"
+    )
+    out.flush()
+    uvicorn.run(build_app(), host="127.0.0.1", port=port, proxy_headers=False, log_level="warning")
+    return 0
