@@ -166,7 +166,7 @@ LOCKED_CHILD = textwrap.dedent(
         time.sleep(0.5)
         return {"computed": True}
 
-    time.sleep(max(0.0, start_at - time.time()))
+    time.sleep(max(0.0, start_at - time.monotonic()))  # CLOCK_MONOTONIC: one clock per host
     print(cache.get_or_set("hot", load), flush=True)
     cache.close()
     """
@@ -175,7 +175,7 @@ LOCKED_CHILD = textwrap.dedent(
 
 def test_four_processes_with_the_lock_run_the_loader_once(victim: RedisServer) -> None:
     namespace = f"lock{uuid.uuid4().hex[:8]}"
-    start_at = str(time.time() + 3.0)
+    start_at = str(time.monotonic() + 3.0)
     children = [
         subprocess.Popen(
             [sys.executable, "-c", LOCKED_CHILD, victim.url, namespace, start_at],

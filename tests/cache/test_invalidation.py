@@ -103,7 +103,7 @@ CHILD = textwrap.dedent(
         print("ready", cache.get("k"), cache.invalidation_connected, flush=True)
         while "k" in cache.l1:
             time.sleep(0.0001)
-        print("evicted", time.time(), flush=True)
+        print("evicted", time.monotonic(), flush=True)
     print("now", cache.get("k"), flush=True)
     cache.close()
     """
@@ -126,7 +126,7 @@ def test_two_processes(backend_url: str, request: pytest.FixtureRequest) -> None
             assert child.stdout is not None
             for i in range(ROUNDS):
                 assert child.stdout.readline().split() == ["ready", str(i), "True"]
-                sent = time.time()  # one host: the two processes read the same clock
+                sent = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process here
                 a.set("k", i + 1)
                 evicted = float(child.stdout.readline().split()[1])
                 samples.append(evicted - sent)

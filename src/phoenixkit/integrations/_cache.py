@@ -95,6 +95,8 @@ def encode_entry(status: int, headers: Headers, body: bytes) -> dict[str, Any]:
         "s": status,
         "h": kept,
         "b": base64.b64encode(body).decode("ascii"),
+        # HTTP's Age is wall-clock seconds since the response was stored, and the entry may
+        # be read on another host (L2): a monotonic clock cannot be compared across hosts.
         "t": time.time(),
     }
 

@@ -264,3 +264,30 @@ def timing_headers(started: float, now: float | None = None) -> Headers:
     """``Server-Timing: app;dur=<ms>`` and ``X-Response-Time: <ms>ms``."""
     ms = ((time.perf_counter() if now is None else now) - started) * 1000.0
     return [("Server-Timing", f"app;dur={ms:.3f}"), ("X-Response-Time", f"{ms:.3f}ms")]
+
+
+class RateLimitSettings:
+    """What the ASGI and WSGI ``RateLimitMiddleware`` share: their options, checked once."""
+
+    def __init__(
+        self,
+        limiter: Any,
+        key: KeyFunc | None = None,
+        trusted_proxies: Iterable[str] = (),
+        *,
+        tier: Any = None,
+        exempt: Iterable[str] = (),
+        cost: int = 1,
+        headers: bool = True,
+        ietf: bool = True,
+        legacy: bool = True,
+    ) -> None:
+        self.limiter = limiter
+        self.key = key or client_key
+        self.trusted = parse_networks(trusted_proxies)
+        self.tier = tier
+        self.exact, self.prefixes = split_exempt(exempt)
+        self.cost = cost
+        self.headers = headers
+        self.ietf = ietf
+        self.legacy = legacy

@@ -120,7 +120,7 @@ class TimingMiddleware:
         await self.app(scope, receive, _adding(send, lambda: _http.timing_headers(started)))
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(_http.RateLimitSettings):
     """Rate-limit requests with a `RateLimiter` or `TieredRateLimiter` (async calls only).
 
     ``key(info) -> str | None``: the limiter key (default: the client address; see
@@ -146,16 +146,11 @@ class RateLimitMiddleware:
         ietf: bool = True,
         legacy: bool = True,
     ) -> None:
+        super().__init__(
+            limiter, key, trusted_proxies, tier=tier, exempt=exempt, cost=cost,
+            headers=headers, ietf=ietf, legacy=legacy,
+        )  # fmt: skip
         self.app = app
-        self.limiter = limiter
-        self.key = key or client_key
-        self.trusted = _http.parse_networks(trusted_proxies)
-        self.tier = tier
-        self.exact, self.prefixes = _http.split_exempt(exempt)
-        self.cost = cost
-        self.headers = headers
-        self.ietf = ietf
-        self.legacy = legacy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _http.is_exempt(scope["path"], self.exact, self.prefixes):

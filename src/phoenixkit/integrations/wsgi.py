@@ -120,7 +120,7 @@ class TimingMiddleware:
         return self.app(environ, _adding(start_response, lambda: _http.timing_headers(started)))
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(_http.RateLimitSettings):
     """The WSGI twin of `phoenixkit.integrations.asgi.RateLimitMiddleware` (sync ``hit``)."""
 
     def __init__(
@@ -137,16 +137,11 @@ class RateLimitMiddleware:
         ietf: bool = True,
         legacy: bool = True,
     ) -> None:
+        super().__init__(
+            limiter, key, trusted_proxies, tier=tier, exempt=exempt, cost=cost,
+            headers=headers, ietf=ietf, legacy=legacy,
+        )  # fmt: skip
         self.app = app
-        self.limiter = limiter
-        self.key = key or client_key
-        self.trusted = _http.parse_networks(trusted_proxies)
-        self.tier = tier
-        self.exact, self.prefixes = _http.split_exempt(exempt)
-        self.cost = cost
-        self.headers = headers
-        self.ietf = ietf
-        self.legacy = legacy
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", "/") or "/")
