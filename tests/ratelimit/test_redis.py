@@ -4,6 +4,7 @@ and 4 processes x 4 threads hammering one key."""
 from __future__ import annotations
 
 import multiprocessing
+import struct
 import uuid
 from fractions import Fraction
 from typing import Any
@@ -74,7 +75,7 @@ def test_scripts_use_the_server_clock(redis_url: str) -> None:
     backend = get_backend(redis_url)
     assert isinstance(backend, RedisBackend)
     [state] = [k for k in _keys(backend.client, name) if k.endswith(":s")]
-    tat = float(backend.client.get(state))
+    (tat,) = struct.unpack("<d", backend.client.get(state))  # a packed double
     assert abs(tat - (backend.time() + 60)) < 5  # the server's epoch seconds, not monotonic
     denied = limiter.hit("k")
     assert not denied.allowed

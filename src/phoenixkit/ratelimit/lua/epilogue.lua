@@ -4,7 +4,7 @@ if allowed == 0 and block_for > 0 then
   reset_after = math.max(reset_after, block_for)
   retry_after = math.max(retry_after, block_for)
   if consume then
-    redis.call('SET', KEYS[2], now + block_for, 'PX', math.ceil((block_for + SLACK) * 1000))
+    redis.call('SET', KEYS[2], struct.pack('<d', now + block_for), 'PX', ARGV[3])
   end
 end
 return struct.pack('<dddd', allowed, remaining, reset_after, retry_after)

@@ -1,16 +1,18 @@
--- fixed window: KEYS[1] is a hash {w = window index, c = count} (twin of core.fixed_decide)
+-- fixed window: KEYS[1] packs (window index, count) (twin of core.fixed_decide)
 local window = math.floor(now / period)
-local state = redis.call('HMGET', KEYS[1], 'w', 'c')
 local count = 0
-if state[1] and tonumber(state[1]) == window then count = tonumber(state[2]) end
+local state = redis.call('GET', KEYS[1])
+if state then
+  local w, c = struct.unpack('<dd', state)
+  if w == window then count = c end
+end
 reset_after = (window + 1) * period - now
 if count + cost <= limit then
   allowed = 1
   remaining = limit - count - cost
   retry_after = 0
   if consume then
-    redis.call('HSET', KEYS[1], 'w', window, 'c', count + cost)
-    redis.call('PEXPIRE', KEYS[1], math.ceil((reset_after + SLACK) * 1000))
+    redis.call('SET', KEYS[1], struct.pack('<dd', window, count + cost), 'PX', ARGV[2])
   end
 else
   allowed = 0

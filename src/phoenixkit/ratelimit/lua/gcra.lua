@@ -1,9 +1,12 @@
 -- GCRA: KEYS[1] holds the theoretical arrival time (twin of core.gcra_decide)
 local interval = period / limit
 local tolerance = (limit + burst) * interval
-local tat = tonumber(redis.call('GET', KEYS[1]))
 local base = now
-if tat and tat > now then base = tat end
+local tat = redis.call('GET', KEYS[1])
+if tat then
+  tat = struct.unpack('<d', tat)
+  if tat > now then base = tat end
+end
 local new_tat = base + cost * interval
 local allow_at = new_tat - tolerance
 if allow_at <= now + EPS then
@@ -12,7 +15,7 @@ if allow_at <= now + EPS then
   reset_after = new_tat - now
   retry_after = 0
   if consume then
-    redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((reset_after + SLACK) * 1000))
+    redis.call('SET', KEYS[1], struct.pack('<d', new_tat), 'PX', ARGV[2])
   end
 else
   allowed = 0

@@ -1,16 +1,16 @@
--- sliding-window counter: KEYS[1] is a hash {w, p = previous count, c = current count}
+-- sliding-window counter: KEYS[1] packs (window index, previous count, current count)
 -- (twin of core.counter_decide)
 local window = math.floor(now / period)
 local elapsed = now / period - window
-local state = redis.call('HMGET', KEYS[1], 'w', 'p', 'c')
 local prev, curr = 0, 0
-if state[1] then
-  local w = tonumber(state[1])
+local state = redis.call('GET', KEYS[1])
+if state then
+  local w, p, c = struct.unpack('<ddd', state)
   if w == window then
-    prev = tonumber(state[2])
-    curr = tonumber(state[3])
+    prev = p
+    curr = c
   elseif w == window - 1 then
-    prev = tonumber(state[3])
+    prev = c
   end
 end
 local weighted = prev * (1 - elapsed) + curr
@@ -21,8 +21,7 @@ if weighted + cost <= limit + CEPS then
   reset_after = (2 - elapsed) * period
   retry_after = 0
   if consume then
-    redis.call('HSET', KEYS[1], 'w', window, 'p', prev, 'c', curr)
-    redis.call('PEXPIRE', KEYS[1], math.ceil((reset_after + SLACK) * 1000))
+    redis.call('SET', KEYS[1], struct.pack('<ddd', window, prev, curr), 'PX', ARGV[2])
   end
 else
   allowed = 0
