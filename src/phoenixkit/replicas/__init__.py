@@ -8,12 +8,20 @@ router.status()
 The decisions (admit, evict, choose, spill) live in `phoenixkit.replicas.policy` as pure
 code; `phoenixkit.replicas.health` probes the replicas; `phoenixkit.replicas.sqlalchemy`
 routes a SQLAlchemy Session's (or AsyncSession's) statements, `phoenixkit.replicas.psycopg`
-reads and writes through psycopg pools. Needs the ``postgres`` extra.
+reads and writes through psycopg pools; `phoenixkit.replicas.http` carries read-your-writes
+tokens through ASGI and WSGI requests. Needs the ``postgres`` extra.
 """
 
 from __future__ import annotations
 
 from phoenixkit.replicas.health import HealthChecker
+from phoenixkit.replicas.http import (
+    ReadYourWritesMiddleware,
+    ReadYourWritesWSGIMiddleware,
+    RequestToken,
+    carry_token,
+    current_token,
+)
 from phoenixkit.replicas.policy import (
     PRIMARY,
     NoReplicaAvailable,
@@ -46,11 +54,16 @@ __all__ = [
     "PolicyConfig",
     "Probe",
     "PsycopgRouter",
+    "ReadYourWritesMiddleware",
+    "ReadYourWritesWSGIMiddleware",
     "ReplicaPolicy",
     "ReplicaRouter",
+    "RequestToken",
     "RoutedSession",
     "RouterStatus",
+    "carry_token",
     "cookie_header",
+    "current_token",
     "decode_token",
     "encode_token",
     "format_lsn",

@@ -21,16 +21,66 @@ from phoenixkit.replicas.policy import (
     parse_lsn,
 )
 from phoenixkit.replicas.status import NodeStatus, RouterStatus
+from phoenixkit.replicas.tokens import decode_token, encode_token
 
-__all__ = ["NodeLike", "RouterCore", "pinned"]
+__all__ = ["NodeLike", "RequestToken", "RouterCore", "carried", "pinned"]
 
 log = logging.getLogger("phoenixkit.replicas")
 _PINNED: contextvars.ContextVar[bool] = contextvars.ContextVar("phoenixkit_replicas_pinned")
+_CARRIED: contextvars.ContextVar[Mapping[RouterCore, RequestToken]] = contextvars.ContextVar(
+    "phoenixkit_replicas_carried"
+)
 
 
 def pinned() -> bool:
     """Inside ``use_primary()`` (this thread or task)?"""
     return _PINNED.get(False)
+
+
+def carried(router: RouterCore) -> RequestToken | None:
+    """The `RequestToken` of ``router`` that the current request carries, if any."""
+    found = _CARRIED.get(None)
+    return None if found is None else found.get(router)
+
+
+class RequestToken:
+    """One request's read-your-writes position for one router.
+
+    ``received``: the LSN the request came with (None: no valid token); ``lsn``: the
+    furthest position known, moved on by every commit that wrote during the request (a
+    session's or `PsycopgRouter.write`'s). ``token`` is ``lsn`` encoded (signed with the
+    router's ``token_key``) for the response; ``changed`` says whether it must be sent.
+    Shared by reference: threads and tasks the request starts advance the same object.
+    """
+
+    __slots__ = ("_lock", "lsn", "received", "router")
+
+    def __init__(self, router: RouterCore, received: int | None) -> None:
+        self.router = router
+        self.received = received
+        self.lsn = received
+        self._lock = threading.Lock()
+
+    def advance(self, lsn: int) -> None:
+        """Move on to ``lsn`` (never back)."""
+        with self._lock:
+            if self.lsn is None or lsn > self.lsn:
+                self.lsn = lsn
+
+    @property
+    def changed(self) -> bool:
+        """Did a write during the request move the position past what it came with?"""
+        lsn = self.lsn
+        return lsn is not None and (self.received is None or lsn > self.received)
+
+    @property
+    def token(self) -> str | None:
+        """``lsn`` as a token for a cookie or header (None: no position)."""
+        lsn = self.lsn
+        return None if lsn is None else encode_token(lsn, key=self.router.token_key)
+
+    def __repr__(self) -> str:
+        return f"RequestToken(received={self.received!r}, lsn={self.lsn!r})"
 
 
 class NodeLike(Protocol):
@@ -92,6 +142,37 @@ class RouterCore:
                 log.warning("replica %s starts out of rotation: %s", name, state.reason)
         if start:
             self.health.start()
+
+    @contextlib.contextmanager
+    def carry(self, token: str | int | None) -> Iterator[RequestToken]:
+        """Make ``token`` (a request's cookie or header; None or a bad token: no position)
+        this thread's or task's read-your-writes position for the block: sessions opened
+        in it start from it, and commits that write move it on. Yields the `RequestToken`
+        whose ``token`` the response should carry (when ``changed``)."""
+        received: int | None
+        if isinstance(token, int):
+            received = None if isinstance(token, bool) else token
+        else:
+            received = decode_token(token, key=self.token_key)
+        request = RequestToken(self, received)
+        with self._carry_again(request):
+            yield request
+
+    @contextlib.contextmanager
+    def _carry_again(self, request: RequestToken) -> Iterator[None]:
+        outer = _CARRIED.get(None)
+        reset = _CARRIED.set({self: request} if outer is None else {**outer, self: request})
+        try:
+            yield
+        finally:
+            _CARRIED.reset(reset)
+
+    def _start_lsn(self, lsn: int | None) -> tuple[int | None, RequestToken | None]:
+        """A session's starting LSN: its own token's or the request's, the later."""
+        request = carried(self)
+        if request is not None and request.lsn is not None and (lsn is None or request.lsn > lsn):
+            lsn = request.lsn
+        return lsn, request
 
     @contextlib.contextmanager
     def use_primary(self) -> Iterator[None]:

@@ -16,6 +16,8 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
 
 __all__ = ["Node", "connection_lost", "names", "url_of"]
 
+_GENERATION = "phoenixkit_replicas_generation"
+
 
 class Node:
     """One server: the engine sessions use, the (sync) engine probes use, and counters.
@@ -27,6 +29,7 @@ class Node:
     __slots__ = (
         "engine",
         "evictions",
+        "generation",
         "is_async",
         "name",
         "owned",
@@ -40,6 +43,7 @@ class Node:
         self.name = name
         self.reads = self.read_failures = self.evictions = self.readmissions = 0
         self.is_async = False
+        self.generation = 0
         if isinstance(target, str):
             url = target
             if url.startswith(("postgresql://", "postgres://")):
@@ -61,24 +65,41 @@ class Node:
             if sync_url.get_backend_name() == "postgresql":
                 sync_url = sync_url.set(drivername="postgresql+psycopg")
             self.probe_engine = sa.create_engine(sync_url, pool_size=1, max_overflow=1)
+            sa.event.listen(engine, "connect", self._stamp)
+            sa.event.listen(engine, "checkout", self._check_generation)
 
     @property
     def url(self) -> str:
         return url_of(self.engine)
 
     def recycle(self) -> None:
-        """Forget pooled connections (after a crash or a change of role)."""
+        """Forget pooled connections (after a crash or a change of role).
+
+        A sync pool is disposed at once. An AsyncEngine's connections can only be closed
+        from its event loop, and this runs in the health thread: the node's generation
+        moves on instead, and each pooled connection of an older generation is replaced
+        when it is next checked out (the ``checkout`` pool event raises
+        ``DisconnectionError``: SQLAlchemy closes it, on the loop, and connects anew)."""
         self.probe_engine.dispose()
-        if not self.is_async:
+        if self.is_async:
+            self.generation += 1
+        else:
             self.engine.dispose()
-        # An AsyncEngine's pool can only be closed from its event loop: SQLAlchemy
-        # invalidates the whole pool on the first disconnect error it sees there instead.
+
+    def _stamp(self, dbapi_connection: Any, record: Any) -> None:
+        record.info[_GENERATION] = self.generation
+
+    def _check_generation(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get(_GENERATION, 0) != self.generation:
+            raise sa.exc.DisconnectionError(f"replica {self.name} changed state: reconnecting")
 
     def close(self) -> None:
+        if self.is_async:
+            sa.event.remove(self.engine, "connect", self._stamp)
+            sa.event.remove(self.engine, "checkout", self._check_generation)
+            self.probe_engine.dispose()
         if self.owned:
             self.engine.dispose()
-        elif self.is_async:
-            self.probe_engine.dispose()
 
     def fetch_replica(self) -> Sequence[Any]:
         """One row of `REPLICA_PROBE_SQL` (anything but PostgreSQL: up means caught up)."""
@@ -93,7 +114,8 @@ class Node:
         SQLAlchemy's greenlet, from get_bind)."""
         if self.engine.dialect.name != "postgresql":
             return None
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # autocommit: no BEGIN / ROLLBACK round trips
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             found = conn.exec_driver_sql(REPLAY_SQL).scalar()
         return None if found is None else str(found)
 

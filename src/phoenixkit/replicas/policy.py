@@ -246,6 +246,8 @@ class ReplicaPolicy:
     def __init__(self, names: Iterable[str], config: PolicyConfig) -> None:
         self.config = config
         self.nodes: dict[str, NodeState] = {name: NodeState() for name in names}
+        self._routes = {name: Route(name, "replica") for name in self.nodes}
+        self._live: tuple[str, ...] = ()  # admitted names, sorted: the round-robin fast path
         self.turn = 0
         self.credit: dict[str, float] = {}
         self._tokens = config.max_spill_rate or 0.0
@@ -256,12 +258,18 @@ class ReplicaPolicy:
         """Apply a probe; returns (was in, is in)."""
         old = self.nodes[name]
         new = self.nodes[name] = observe(old, probe, self.config)
+        if old.admitted != new.admitted:
+            self._relive()
         return old.admitted, new.admitted
+
+    def _relive(self) -> None:
+        self._live = tuple(sorted(n for n, s in self.nodes.items() if s.admitted))
 
     def fail(self, name: str, error: str) -> bool:
         """A read on ``name`` failed (its server went away): out now. True if it was in."""
         old = self.nodes[name]
         self.nodes[name] = replace(evict(old, f"a read failed: {error}"), failures=old.failures)
+        self._relive()
         return old.admitted
 
     def behind(self, min_lsn: int, limit: int = 2) -> list[str]:
@@ -281,6 +289,11 @@ class ReplicaPolicy:
 
     def route(self, min_lsn: int | None, now: float, exclude: Iterable[str] = ()) -> Route:
         """Where the next read goes. ``min_lsn``: the session's read-your-writes token."""
+        live_names = self._live
+        if min_lsn is None and not exclude and live_names and self.config.strategy == "round_robin":
+            # The common case, without allocating: what `choose` would pick from them all.
+            self.turn += 1
+            return self._routes[live_names[(self.turn - 1) % len(live_names)]]
         skip = set(exclude)
         live = {n: s for n, s in self.nodes.items() if s.admitted and n not in skip}
         if min_lsn is not None:
@@ -294,7 +307,7 @@ class ReplicaPolicy:
         name = choose(ready, self.config, self.turn, self.credit)
         if name is not None:
             self.turn += 1
-            return Route(name, "replica")
+            return self._routes[name]
         if not live and self.config.on_no_replica == "raise":
             self.refused += 1
             raise NoReplicaAvailable(

@@ -8,7 +8,9 @@ with router.connection(write=True) as conn: ...         # a pooled connection, y
 ```
 
 A raw connection cannot be routed statement by statement: here the caller says whether it
-writes. `read` retries once on the primary when its replica fails (the replica is evicted
+writes. Inside ``router.carry(token)`` (or behind `phoenixkit.replicas.http`'s middleware)
+``token`` defaults to the request's, and `write` / `token` move the request's on.
+`read` retries once on the primary when its replica fails (the replica is evicted
 and its pool checked); a block inside ``connection()`` cannot be replayed, so it is not.
 Probes open their own short-lived connections (``connect_timeout=2``), so a dead replica
 never makes a probe wait for its pool.
@@ -23,7 +25,7 @@ from typing import Any, Literal
 from phoenixkit._backends import redact_url
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit.errors import MissingDependencyError
-from phoenixkit.replicas._core import RouterCore, pinned
+from phoenixkit.replicas._core import RouterCore, carried, pinned
 from phoenixkit.replicas.health import PRIMARY_PROBE_SQL, REPLAY_SQL, REPLICA_PROBE_SQL
 from phoenixkit.replicas.policy import PRIMARY, PolicyConfig, Strategy, parse_lsn
 from phoenixkit.replicas.tokens import decode_token, encode_token
@@ -136,7 +138,8 @@ class PsycopgRouter(RouterCore):
         )
 
     def _lsn(self, token: str | int | None) -> int | None:
-        return token if isinstance(token, int) else decode_token(token, key=self.token_key)
+        lsn = token if isinstance(token, int) else decode_token(token, key=self.token_key)
+        return self._start_lsn(lsn)[0]  # the current request's, when later
 
     @contextlib.contextmanager
     def connection(self, *, write: bool = False, token: str | int | None = None) -> Iterator[Any]:
@@ -179,7 +182,11 @@ class PsycopgRouter(RouterCore):
         carry it to the next request (cookie, header), pass it to `read` / `connection`."""
         with self._primary.pool.connection() as conn:  # type: ignore[attr-defined]
             row = conn.execute(_LSN_SQL).fetchone()
-        return encode_token(parse_lsn(str(row[0])), key=self.token_key)
+        lsn = parse_lsn(str(row[0]))
+        request = carried(self)
+        if request is not None:
+            request.advance(lsn)
+        return encode_token(lsn, key=self.token_key)
 
 
 def _numbered(replicas: Sequence[str | Any]) -> dict[str, str | Any]:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit.errors import MissingDependencyError
 from phoenixkit.replicas._classify import is_read
-from phoenixkit.replicas._core import RouterCore
+from phoenixkit.replicas._core import _CARRIED, RequestToken, RouterCore
 from phoenixkit.replicas._nodes import Node, connection_lost, names, url_of
 from phoenixkit.replicas.policy import (
     PRIMARY,
@@ -56,8 +56,10 @@ _LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 class RoutedSession(Session):
     """A Session that routes each statement through its `ReplicaRouter`.
 
-    ``lsn``: the read-your-writes position (an int, or None); ``token``: the same encoded
-    for a cookie or header. ``node``: where this transaction's reads go (None: not yet).
+    ``lsn``: the read-your-writes position (an int, or None): ``token``'s, or the current
+    request's (`ReplicaRouter.carry`, `phoenixkit.replicas.http`) when later; ``token``: the
+    same encoded for a cookie or header. ``node``: where this transaction's reads go (None:
+    not yet). ``request``: the request's `RequestToken` its commits move on (or None).
     """
 
     def __init__(self, router: ReplicaRouter, *, token: str | int | None = None, **kw: Any) -> None:
@@ -65,7 +67,15 @@ class RoutedSession(Session):
         kw.pop("binds", None)
         super().__init__(bind=router.primary_engine, **kw)
         self.router = router
-        self.lsn = token if isinstance(token, int) else decode_token(token, key=router.token_key)
+        self.lsn: int | None = None
+        if token is not None:
+            self.lsn = (
+                token if isinstance(token, int) else decode_token(token, key=router.token_key)
+            )
+        self.request: RequestToken | None = None
+        requests = _CARRIED.get(None)  # inside ReplicaRouter.carry (the HTTP middleware)
+        if requests is not None:
+            self.lsn, self.request = router._start_lsn(self.lsn)
         self.wrote = False
         self.node: str | None = None
         self.primary_connection: Any = None  # this transaction's Connection to the primary
@@ -79,7 +89,14 @@ class RoutedSession(Session):
     ) -> Any:
         if bind is not None:
             return bind
-        return self.router._bind_for(self, clause)
+        router = self.router
+        if not is_read(clause, sa):  # a flush asks with clause=None: the primary
+            self.wrote = True
+            router._count_write()
+            return router.primary_engine
+        node = router._read_node(self.node, self.lsn, self.wrote)
+        self.node = node.name
+        return node.engine  # type: ignore[attr-defined]
 
     def _execute_internal(self, statement: Any, *args: Any, **kw: Any) -> Any:
         try:
@@ -126,6 +143,8 @@ def _after_commit(session: Any) -> None:
         lsn = session.router._commit_lsn(session.primary_connection)
         if lsn is not None and (session.lsn is None or lsn > session.lsn):
             session.lsn = lsn
+        if lsn is not None and session.request is not None:
+            session.request.advance(lsn)
 
 
 def _after_transaction_end(session: Any, transaction: Any) -> None:
@@ -214,15 +233,6 @@ class ReplicaRouter(RouterCore):
         from sqlalchemy.ext.asyncio import AsyncSession
 
         return AsyncSession(sync_session_class=RoutedSession, router=self, token=token, **kw)
-
-    def _bind_for(self, session: RoutedSession, clause: Any) -> Any:
-        if session._flushing or not is_read(clause, sa):
-            session.wrote = True
-            self._count_write()
-            return self.primary_engine
-        node = self._read_node(session.node, session.lsn, session.wrote)
-        session.node = node.name
-        return node.engine  # type: ignore[attr-defined]
 
     def _commit_lsn(self, connection: Any) -> int | None:
         """The primary's WAL insert position, read on the connection that just committed
