@@ -120,6 +120,9 @@ def test_l1_is_flushed_when_the_channel_drops_and_invalidation_resumes(
     b = TieredCache(MemoryTier(ttl=60), a.l2, namespace=a.namespace, retry_interval=0.2)
     try:
         a.set("k", "v1")
+        # A promotion racing with an invalidation of its key is dropped (see
+        # test_an_invalidation_during_an_l2_read_is_not_undone): let a's message land first.
+        _wait(lambda: b.stats().invalidations_received >= 1, timeout=5)
         assert b.get("k") == "v1"
         assert "k" in b.l1
         victim.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 import pytest
 
@@ -25,6 +26,9 @@ def test_set_get_delete(make_cache: MakeCache) -> None:
 def test_read_through_promotes_l2_hits_into_l1(make_cache: MakeCache) -> None:
     writer, reader = make_cache(), make_cache()
     writer.set("k", "v")
+    if writer.l2 is not None:  # let the writer's message land: a read racing with it
+        while reader.stats().invalidations_received < 1:  # would not promote (see
+            threading.Event().wait(0.001)  # test_races.py)
     assert reader.get("k") == ("v" if writer.l2 is not None else None)
     if writer.l2 is not None:
         assert "k" in reader.l1
@@ -67,6 +71,8 @@ def test_get_many_and_set_many(make_cache: MakeCache) -> None:
     cache.set_many({f"k{i}": i for i in range(50)}, ttl=30)
     assert cache.get_many([f"k{i}" for i in range(60)]) == {f"k{i}": i for i in range(50)}
     if cache.l2 is not None:  # from L2, in one round trip, then from L1
+        while other.stats().invalidations_received < 1:  # see test_read_through_promotes...
+            threading.Event().wait(0.001)
         assert other.get_many(["k1", "k2", "nope"]) == {"k1": 1, "k2": 2}
         assert other.stats().tiers["l2"].latency.count == 1
         assert other.get_many(["k1", "k2"]) == {"k1": 1, "k2": 2}

@@ -17,6 +17,7 @@ Decisions (freshness, early refresh, tag checks, keys) are pure code in
 
 from __future__ import annotations
 
+from phoenixkit.cache._timeouts import LoaderTimeoutError
 from phoenixkit.cache.core import (
     MISSING,
     CacheError,
@@ -43,6 +44,7 @@ __all__ = [
     "FunctionStats",
     "InvalidKeyError",
     "LatencySummary",
+    "LoaderTimeoutError",
     "MemoryTier",
     "RedisTier",
     "SingleFlight",

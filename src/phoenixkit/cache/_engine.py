@@ -51,6 +51,8 @@ ON_L2_ERROR = ("degrade", "raise")
 Judged = tuple[Entry, str] | None
 """An L2 entry with its state (`FRESH`, `REFRESH`, `STALE`), or None for a miss."""
 
+_L1_MISS: tuple[Any, Entry | None, bool] = (MISSING, None, False)
+
 
 def _l2_of(l2: Any) -> RedisTier | None:
     if l2 is None or isinstance(l2, RedisTier):
@@ -59,6 +61,10 @@ def _l2_of(l2: Any) -> RedisTier | None:
         return None  # memory:// : L1 only
     backend = get_backend(l2)
     return None if isinstance(backend, MemoryBackend) else RedisTier(backend)
+
+
+def _no_loads(blob: bytes) -> Any:
+    raise SerializationError("no L2 serializer: this cache has no L2")
 
 
 class CacheEngine:
@@ -108,7 +114,7 @@ class CacheEngine:
         ):
             raise ConfigurationError(f"refresh_ahead must be in (0, 1), got {refresh_ahead!r}")
         self.refresh_ahead = refresh_ahead
-        self._plain = self.beta == 0 and refresh_ahead is None  # no early refresh to decide
+        self.plain = self.beta == 0 and refresh_ahead is None  # no early refresh to decide
         self.cache_none = bool(cache_none)
         if isinstance(max_value_size, bool) or not (
             isinstance(max_value_size, int) and max_value_size > 0
@@ -128,6 +134,9 @@ class CacheEngine:
             unavailable_errors() if self.l2 is not None else ()
         )
         self._probe_at = 0.0
+        self.loads: Callable[[bytes], Any] = (
+            self.l2.serializer.loads if self.l2 is not None else _no_loads
+        )
 
     # Arguments -------------------------------------------------------------------------
 
@@ -156,9 +165,10 @@ class CacheEngine:
         Counts the L1 lookup (and the overall hit when L1 answers).
         """
         entry = self.l1.get(key if key.__class__ is str else check_key(key))
-        if (
-            entry is not MISSING and self._plain and not entry.tags and self.clock() < entry.expires
-        ):  # the hot path
+        if entry is MISSING:
+            self.stats.l1.misses += 1
+            return _L1_MISS
+        if self.plain and not entry.tags and self.clock() < entry.expires:  # the hot path
             stats = self.stats
             stats.l1.hits += 1
             stats.hits += 1
@@ -202,6 +212,13 @@ class CacheEngine:
         return Entry(entry.value, entry.created + offset, entry.expires + offset,
                      entry.stale_until + offset, entry.delta, tags)  # fmt: skip
 
+    def promote(self, key: str, entry: Entry, since: int) -> None:
+        """Copy a fresh L2 entry into L1 unless ``key`` changed here after ``since``."""
+        offset = self.clock() - self.wall()
+        tags = self.l1.markers(t for t, _ in entry.tags) if entry.tags else ()
+        self.l1.promote(key, since, entry.value, entry.created + offset, entry.expires + offset,
+                        entry.stale_until + offset, entry.delta, tags)  # fmt: skip
+
     # L2 reads --------------------------------------------------------------------------
 
     def l2_usable(self) -> bool:
@@ -223,10 +240,13 @@ class CacheEngine:
             try:
                 append(unpack_entry(loads(blob)))
             except SerializationError as exc:
-                self.stats.l2.errors += 1
-                logger.warning("cache %s: unreadable L2 entry ignored: %s", self.namespace, exc)
+                self.unreadable(exc)
                 out.append(None)
         return out
+
+    def unreadable(self, exc: SerializationError) -> None:
+        self.stats.l2.errors += 1
+        logger.warning("cache %s: unreadable L2 entry ignored: %s", self.namespace, exc)
 
     def tag_keys(self, entries: Sequence[Entry | None]) -> list[str]:
         names = {t for e in entries if e is not None and e.tags for t, _ in e.tags}
@@ -244,7 +264,7 @@ class CacheEngine:
             if e is None:
                 out.append(None)
                 continue
-            if not e.tags and self._plain:  # the common case, without the calls
+            if not e.tags and self.plain:  # the common case, without the calls
                 state = FRESH if now < e.expires else STALE if now < e.stale_until else EXPIRED
                 out.append(None if state == EXPIRED else (e, state))
                 continue
@@ -253,10 +273,13 @@ class CacheEngine:
             out.append(None if state == EXPIRED else (e, state))
         return out
 
-    def finish_get(self, key: str, judged: list[Judged] | None, stale: Entry | None) -> Any:
+    def finish_get(
+        self, key: str, judged: list[Judged] | None, stale: Entry | None, since: int
+    ) -> Any:
         """The value for a lookup after L1 missed: L2's fresh entry, fail-safe stale, MISSING.
 
-        A fresh L2 entry is promoted into L1.
+        A fresh L2 entry is promoted into L1 unless the key changed in L1 after generation
+        ``since`` (taken before the L2 read).
         """
         stats = self.stats
         if judged is not None:
@@ -264,7 +287,7 @@ class CacheEngine:
             if item is not None and item[1] != STALE:
                 stats.l2.hits += 1
                 stats.hits += 1
-                self.l1.set(key, self.to_l1(item[0], self.clock() - self.wall()))
+                self.promote(key, item[0], since)
                 return item[0].value
             stats.l2.misses += 1
         elif stale is not None and self.l2 is not None:  # L2 failed or skipped: fail-safe
@@ -280,11 +303,12 @@ class CacheEngine:
         judged: list[Judged] | None,
         stale: dict[str, Entry],
         found: dict[str, Any],
+        since: int = 0,  # needed only when ``judged`` is not None
     ) -> None:
         """`finish_get` for a batch: values into ``found``, promotions in one L1 write."""
         if judged is None:
             for key in keys:
-                value = self.finish_get(key, None, stale.get(key))
+                value = self.finish_get(key, None, stale.get(key), 0)
                 if value is not MISSING:
                     found[key] = value
             return
@@ -303,7 +327,7 @@ class CacheEngine:
         stats.hits += hits
         stats.misses += len(keys) - hits
         if promote:
-            self.l1.set_many(promote)
+            self.l1.promote_many(promote, since)
 
     # L2 health -------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 In a process, concurrent callers of one key share one loader call (`SingleFlight` for
 threads, `AsyncSingleFlight` for tasks). Across processes, with ``lock_lease=`` seconds, the
 first process to take a short Redis lock (``SET NX PX``, released only with its token) runs
-the loader; the others poll L2 until the value appears or the lease runs out, and then load
-themselves. The lease must be longer than the loader takes, or two processes compute.
+the loader and renews the lease while the loader runs (`LeaseKeeper`); the others poll L2
+until the value appears, for as long as the lock is held, and load themselves once it is
+free without a value (its holder died, or L2 failed).
 
 Tag markers are read before the loader runs, so an invalidation that happens while the value
 is being computed makes the new entry stale at once rather than hiding the invalidation.
@@ -13,18 +14,25 @@ is being computed makes the new entry stale at once rather than hiding the inval
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from phoenixkit.cache._lease import LeaseKeeper, akeep_lease
+from phoenixkit.cache._running import Running
+from phoenixkit.cache._timeouts import (
+    NO_TIMEOUTS,
+    Timeouts,
+    check_timeouts,
+)
 from phoenixkit.cache.core import MISSING, STALE, Entry
 from phoenixkit.cache.singleflight import AsyncSingleFlight, SingleFlight
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from phoenixkit.cache._engine import CacheEngine, Judged
     from phoenixkit.cache.redis import RedisTier
@@ -36,7 +44,7 @@ logger = logging.getLogger("phoenixkit.cache")
 _POLL = 0.02  # seconds between L2 polls while another process holds the lock
 
 
-class Loading:
+class Loading(Running):
     """The loading half of `TieredCache` (a mixin; see the module docstring)."""
 
     if TYPE_CHECKING:  # provided by TieredCache
@@ -44,24 +52,11 @@ class Loading:
         l2: RedisTier | None
         namespace: str
 
-        def _fetch(self, keys: Sequence[str]) -> list[Judged] | None: ...
-        async def _afetch(self, keys: Sequence[str]) -> list[Judged] | None: ...
-        def _markers(self, tags: Sequence[str], ttl: float) -> list[str] | None: ...
-        async def _amarkers(self, tags: Sequence[str], ttl: float) -> list[str] | None: ...
-        def _build(
-            self,
-            mapping: Mapping[str, Any],
-            ttl: float,
-            tags: Sequence[str],
-            markers: Sequence[str] | None,
-            delta: float = 0.0,
-        ) -> list[tuple[str, Entry, tuple[str, bytes, int] | None]]: ...
-        def _store(self, built: list[tuple[str, Entry, tuple[str, bytes, int] | None]]) -> None: ...
-        async def _astore(
-            self, built: list[tuple[str, Entry, tuple[str, bytes, int] | None]]
-        ) -> None: ...
+        def _fetch(self, keys: Sequence[str]) -> tuple[list[Judged] | None, int]: ...
+        async def _afetch(self, keys: Sequence[str]) -> tuple[list[Judged] | None, int]: ...
 
-    def __init__(self) -> None:
+    def __init__(self, timeouts: Timeouts = NO_TIMEOUTS) -> None:
+        self._timeouts = timeouts
         self._flight = SingleFlight()
         self._aflight = AsyncSingleFlight()
         self._refreshing: set[str] = set()
@@ -75,6 +70,8 @@ class Loading:
         tags: Iterable[str] | Callable[[], Iterable[str]] = (),
         *,
         cache_if: Callable[[Any], bool] | None = None,
+        soft_timeout: float | None = None,
+        hard_timeout: float | None = None,
     ) -> Any:
         """The value under ``key``, loaded with ``loader()`` and stored on a miss.
 
@@ -84,9 +81,15 @@ class Loading:
         a stale value is within ``fail_safe_ttl``, the stale value is served (and counted).
         ``cache_if(value)`` decides whether a loaded value is stored (None never is, unless
         the cache was built with ``cache_none=True``).
+
+        ``soft_timeout`` / ``hard_timeout`` (seconds; default: the cache's) bound the wait for
+        the loader: see `phoenixkit.cache._timeouts` and docs/cache.md.
         """
+        timeouts = self._timeouts
+        if soft_timeout is not None or hard_timeout is not None:
+            timeouts = check_timeouts(soft_timeout, hard_timeout, timeouts)
         value, stale, due = self._e.read_l1(key)
-        return self._after_l1(key, value, stale, due, loader, ttl, tags, cache_if)
+        return self._after_l1(key, value, stale, due, loader, ttl, tags, cache_if, timeouts)
 
     def _after_l1(
         self,
@@ -98,6 +101,7 @@ class Loading:
         ttl: float | None,
         tags: Iterable[str] | Callable[[], Iterable[str]],
         cache_if: Callable[[Any], bool] | None,
+        timeouts: Timeouts = NO_TIMEOUTS,
     ) -> Any:
         """`get_or_set` once L1 answered (``value``: MISSING on a miss)."""
         if value is not MISSING:
@@ -106,7 +110,7 @@ class Loading:
             return value
         names = self._e.tags_of(tags)
         result, _ = self._flight.do(
-            key, lambda: self._load(key, loader, ttl, names, cache_if, stale)
+            key, lambda: self._load(key, loader, ttl, names, cache_if, stale, timeouts)
         )
         return result
 
@@ -118,10 +122,15 @@ class Loading:
         tags: Iterable[str] | Callable[[], Iterable[str]] = (),
         *,
         cache_if: Callable[[Any], bool] | None = None,
+        soft_timeout: float | None = None,
+        hard_timeout: float | None = None,
     ) -> Any:
         """Async twin of `get_or_set`; ``loader`` may be sync or async."""
+        timeouts = self._timeouts
+        if soft_timeout is not None or hard_timeout is not None:
+            timeouts = check_timeouts(soft_timeout, hard_timeout, timeouts)
         value, stale, due = self._e.read_l1(key)
-        return await self._aafter_l1(key, value, stale, due, loader, ttl, tags, cache_if)
+        return await self._aafter_l1(key, value, stale, due, loader, ttl, tags, cache_if, timeouts)
 
     async def _aafter_l1(
         self,
@@ -133,6 +142,7 @@ class Loading:
         ttl: float | None,
         tags: Iterable[str] | Callable[[], Iterable[str]],
         cache_if: Callable[[Any], bool] | None,
+        timeouts: Timeouts = NO_TIMEOUTS,
     ) -> Any:
         """`aget_or_set` once L1 answered (``value``: MISSING on a miss)."""
         if value is not MISSING:
@@ -141,18 +151,24 @@ class Loading:
             return value
         names = self._e.tags_of(tags)
         result, _ = await self._aflight.do(
-            key, lambda: self._aload(key, loader, ttl, names, cache_if, stale)
+            key, lambda: self._aload(key, loader, ttl, names, cache_if, stale, timeouts)
         )
         return result
 
     # The leader's work -----------------------------------------------------------------
 
-    def _l2_hit(self, key: str, judged: list[Judged] | None) -> tuple[Any, Entry | None]:
-        """(fresh L2 value or MISSING, a stale L2 entry for fail-safe); counts the lookup."""
+    def _l2_hit(
+        self, key: str, fetched: tuple[list[Judged] | None, int]
+    ) -> tuple[Any, Entry | None]:
+        """(fresh L2 value or MISSING, a stale L2 entry for fail-safe); counts the lookup.
+
+        ``fetched``: what `_fetch` returned (the judged entries and the L1 generation).
+        """
+        judged, since = fetched
         stale = None
         if judged is not None and judged[0] is not None and judged[0][1] == STALE:
             stale, judged = judged[0][0], [None]
-        return self._e.finish_get(key, judged, None), stale
+        return self._e.finish_get(key, judged, None, since), stale
 
     def _load(
         self,
@@ -162,6 +178,7 @@ class Loading:
         tags: tuple[str, ...],
         cache_if: Callable[[Any], bool] | None,
         stale: Entry | None,
+        timeouts: Timeouts = NO_TIMEOUTS,
     ) -> Any:
         value, l2_stale = self._l2_hit(key, self._fetch([key]))
         if value is not MISSING:
@@ -169,32 +186,49 @@ class Loading:
         stale = stale or l2_stale
         e, l2 = self._e, self.l2
         if e.lock_lease is None or l2 is None or not e.l2_usable():
-            return self._run(key, loader, ttl, tags, cache_if, stale)
+            return self._run(key, loader, ttl, tags, cache_if, stale, timeouts)
         lock, token, lease = e.keys.lock(key), e.token(), math.ceil(e.lock_lease * 1000)
-        try:
-            held = l2.acquire(lock, token, lease)
-        except e.errors:
-            held = False
-        if not held:
+        held = self._acquire(lock, token, lease)
+        while held is False:  # another process loads: wait for as long as it holds the lock
             deadline = e.clock() + e.lock_lease
             while e.clock() < deadline:
                 e.clock.sleep(_POLL)
-                judged = self._fetch([key])
+                fetched = self._fetch([key])
+                judged = fetched[0]
                 if judged is None:
-                    break
+                    return self._run(key, loader, ttl, tags, cache_if, stale, timeouts)
                 if judged[0] is not None and judged[0][1] != STALE:
-                    return self._l2_hit(key, judged)[0]
-            return self._run(key, loader, ttl, tags, cache_if, stale)
+                    return self._l2_hit(key, fetched)[0]
+            held = self._acquire(lock, token, lease)  # free once its holder is done or dead
+        if held is None:  # L2 failed: load here
+            return self._run(key, loader, ttl, tags, cache_if, stale, timeouts)
+        keeper = LeaseKeeper(e, l2, lock, token, lease).start()
         try:
             found, _ = self._l2_hit(key, self._fetch([key]))  # loaded while we waited?
             if found is not MISSING:
                 return found
-            return self._run(key, loader, ttl, tags, cache_if, stale)
+            return self._run(key, loader, ttl, tags, cache_if, stale, timeouts)
         finally:
+            keeper.stop()
             try:
                 l2.release(lock, token)
             except e.errors as exc:
                 logger.debug("cache lock release failed: %s", exc)
+
+    def _acquire(self, lock: str, token: str, lease: int) -> bool | None:
+        """Take the loader lock: True, False (held elsewhere) or None (L2 failed)."""
+        assert self.l2 is not None
+        try:
+            return self.l2.acquire(lock, token, lease)
+        except self._e.errors:
+            return None
+
+    async def _aacquire(self, lock: str, token: str, lease: int) -> bool | None:
+        assert self.l2 is not None
+        try:
+            return await self.l2.aacquire(lock, token, lease)
+        except self._e.errors:
+            return None
 
     async def _aload(
         self,
@@ -204,6 +238,7 @@ class Loading:
         tags: tuple[str, ...],
         cache_if: Callable[[Any], bool] | None,
         stale: Entry | None,
+        timeouts: Timeouts = NO_TIMEOUTS,
     ) -> Any:
         value, l2_stale = self._l2_hit(key, await self._afetch([key]))
         if value is not MISSING:
@@ -211,95 +246,36 @@ class Loading:
         stale = stale or l2_stale
         e, l2 = self._e, self.l2
         if e.lock_lease is None or l2 is None or not e.l2_usable():
-            return await self._arun(key, loader, ttl, tags, cache_if, stale)
+            return await self._arun(key, loader, ttl, tags, cache_if, stale, timeouts)
         lock, token, lease = e.keys.lock(key), e.token(), math.ceil(e.lock_lease * 1000)
-        try:
-            held = await l2.aacquire(lock, token, lease)
-        except e.errors:
-            held = False
-        if not held:
+        held = await self._aacquire(lock, token, lease)
+        while held is False:
             deadline = e.clock() + e.lock_lease
             while e.clock() < deadline:
                 await e.clock.asleep(_POLL)
-                judged = await self._afetch([key])
+                fetched = await self._afetch([key])
+                judged = fetched[0]
                 if judged is None:
-                    break
+                    return await self._arun(key, loader, ttl, tags, cache_if, stale, timeouts)
                 if judged[0] is not None and judged[0][1] != STALE:
-                    return self._l2_hit(key, judged)[0]
-            return await self._arun(key, loader, ttl, tags, cache_if, stale)
+                    return self._l2_hit(key, fetched)[0]
+            held = await self._aacquire(lock, token, lease)
+        if held is None:
+            return await self._arun(key, loader, ttl, tags, cache_if, stale, timeouts)
+        keeper = asyncio.ensure_future(akeep_lease(e, l2, lock, token, lease))
         try:
             found, _ = self._l2_hit(key, await self._afetch([key]))
             if found is not MISSING:
                 return found
-            return await self._arun(key, loader, ttl, tags, cache_if, stale)
+            return await self._arun(key, loader, ttl, tags, cache_if, stale, timeouts)
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             try:
                 await l2.arelease(lock, token)
             except e.errors as exc:
                 logger.debug("cache lock release failed: %s", exc)
-
-    def _run(
-        self,
-        key: str,
-        loader: Callable[[], Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-        cache_if: Callable[[Any], bool] | None,
-        stale: Entry | None,
-    ) -> Any:
-        ttl_s = self._e.ttl_of(ttl)
-        markers = self._markers(tags, ttl_s)
-        began = self._e.clock()
-        try:
-            value = loader()
-        except Exception as exc:
-            return self._loader_failed(key, exc, stale)
-        delta = self._loaded(began)
-        if self._e.should_cache(value, cache_if):
-            self._store(self._build({key: value}, ttl_s, tags, markers, delta))
-        return value
-
-    async def _arun(
-        self,
-        key: str,
-        loader: Callable[[], Any],
-        ttl: float | None,
-        tags: tuple[str, ...],
-        cache_if: Callable[[Any], bool] | None,
-        stale: Entry | None,
-    ) -> Any:
-        ttl_s = self._e.ttl_of(ttl)
-        markers = await self._amarkers(tags, ttl_s)
-        began = self._e.clock()
-        try:
-            value = loader()
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as exc:
-            return self._loader_failed(key, exc, stale)
-        delta = self._loaded(began)
-        if self._e.should_cache(value, cache_if):
-            await self._astore(self._build({key: value}, ttl_s, tags, markers, delta))
-        return value
-
-    def _loaded(self, began: float) -> float:
-        delta = self._e.clock() - began  # the cache's clock: XFetch scales by it
-        loader = self._e.stats.loader
-        loader.hits += 1
-        loader.samples.append(delta)
-        return delta
-
-    def _loader_failed(self, key: str, exc: Exception, stale: Entry | None) -> Any:
-        stats = self._e.stats
-        stats.loader.errors += 1
-        if stale is None:
-            raise exc
-        stats.stale_served += 1
-        logger.warning(
-            "cache %s: loader for %r failed (%s: %s); serving a stale value",
-            self.namespace, key[:100], type(exc).__name__, exc,
-        )  # fmt: skip
-        return stale.value
 
     # Early refresh in the background ---------------------------------------------------
 

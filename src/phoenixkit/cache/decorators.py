@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from phoenixkit._wrap import wrap_sync_or_async
+from phoenixkit.cache._timeouts import check_timeouts
 from phoenixkit.cache.core import MISSING, InvalidKeyError, call_key
 from phoenixkit.cache.tiered import TieredCache
 from phoenixkit.errors import ConfigurationError
@@ -76,6 +77,8 @@ def cached(
     key: Callable[..., str] | None = None,
     version: int | str = 1,
     condition: Callable[[Any], bool] | None = None,
+    soft_timeout: float | None = None,
+    hard_timeout: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache the results of a ``def`` or ``async def`` function in ``cache``.
 
@@ -84,9 +87,12 @@ def cached(
     function's arguments and returning the key (instead of the built one). ``version``:
     bump it when the function's results change shape. ``condition(result)``: store the
     result only when true (None is stored only by a cache built with ``cache_none=True``).
+    ``soft_timeout`` / ``hard_timeout``: loader timeouts (default: the cache's), as for
+    `TieredCache.get_or_set`.
     """
     if not isinstance(cache, TieredCache):
         raise ConfigurationError(f"@cached needs a TieredCache, got {cache!r}")
+    timeouts = check_timeouts(soft_timeout, hard_timeout, cache._timeouts)
 
     def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
         sig = inspect.signature(fn)
@@ -148,7 +154,7 @@ def cached(
                 return value
             return cache._after_l1(
                 k, value, stale, due, counted(lambda: f(*args, **kwargs)), ttl,
-                tags_of(*args, **kwargs), condition,
+                tags_of(*args, **kwargs), condition, timeouts,
             )  # fmt: skip
 
         async def acall(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -159,7 +165,7 @@ def cached(
                 return value
             return await cache._aafter_l1(
                 k, value, stale, due, counted(lambda: f(*args, **kwargs)), ttl,
-                tags_of(*args, **kwargs), condition,
+                tags_of(*args, **kwargs), condition, timeouts,
             )  # fmt: skip
 
         wrapper: Any = wrap_sync_or_async(fn, call, acall)

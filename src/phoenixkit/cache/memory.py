@@ -7,6 +7,11 @@ the entry asked for. (Per-entry times are checked on read rather than kept in a 
 ``cachetools.TLRUCache`` does: its writes cost about four times an LRU write.) Values are
 kept as they are (not serialized): a mutable value mutated after `set` is mutated in L1 too.
 
+Every write, delete, clear and tag bump advances a *generation*. A reader that fetched a value
+from L2 promotes it with `promote`, passing the generation it saw before the read: the
+promotion is dropped when the key (or the whole tier, or a tag) changed since, so an
+invalidation that lands during an L2 read is never undone by a late promotion.
+
 The tier also keeps this process's tag markers: a tag's marker changes on every invalidation
 (local or received from another instance), and a marker evicted from the bounded table reads
 as missing, which makes the entries carrying it stale (never fresh).
@@ -26,6 +31,8 @@ from phoenixkit.cache.core import MISSING, Entry, check_ttl
 from phoenixkit.errors import ConfigurationError
 
 __all__ = ["MemoryTier"]
+
+_new: Any = tuple.__new__  # Entry(...) without the Python frame of NamedTuple.__new__
 
 
 class MemoryTier:
@@ -56,6 +63,14 @@ class MemoryTier:
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._owner: object = None
+        # Generations: `generation` counts writes and removals; `_since[key]` is the
+        # generation of the key's last write/removal (bounded: on overflow it is emptied and
+        # `_all_since` moves up, which only makes in-flight promotions give way); `_all_since`
+        # is the generation of the last clear or tag bump (which touch every key).
+        self.generation = 0
+        self._since: dict[str, int] = {}
+        self._all_since = 0
+        self._max_since = max(1024, min(maxsize, 65_536))
 
     def attach(self, owner: object) -> None:
         """Bind the tier to its cache (a tier shared by two caches would mix their keys)."""
@@ -67,10 +82,13 @@ class MemoryTier:
 
     def get(self, key: str) -> Any:
         """The `Entry` under ``key`` (possibly stale), or `MISSING`."""
+        if key not in self._data:  # a miss needs no lock (one dict lookup) and no KeyError
+            return MISSING
         with self._lock:
+            data = self._data
             try:
-                entry = self._data[key]
-            except KeyError:
+                entry = data[key]
+            except KeyError:  # removed in between
                 return MISSING
             if self.clock() < entry.stale_until:
                 return entry
@@ -103,32 +121,104 @@ class MemoryTier:
                           entry.delta, entry.tags)  # fmt: skip
         with self._lock:
             self._data[key] = entry
+            self._touch(key)
 
     def set_many(self, items: Iterable[tuple[str, Entry]]) -> None:
         """`set` for several entries under one lock."""
         cap = self.clock() + self.ttl
         with self._lock:
             data = self._data
+            touch = self._touch
             for key, e in items:
                 if e.expires > cap:
                     e = Entry(e.value, e.created, cap, max(cap, e.stale_until), e.delta, e.tags)
                 data[key] = e
+                touch(key)
+
+    def promote(
+        self,
+        key: str,
+        since: int,
+        value: Any,
+        created: float,
+        expires: float,
+        stale_until: float,
+        delta: float = 0.0,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> bool:
+        """Keep a value read from L2 unless ``key`` changed here after generation ``since``.
+
+        The times are on this tier's clock; freshness is capped at ``ttl`` as by `set`.
+        Returns False (nothing kept) when a write, delete, clear or tag bump came first.
+        """
+        cap = self.clock() + self.ttl
+        if expires > cap:
+            expires, stale_until = cap, max(cap, stale_until)
+        entry = _new(Entry, (value, created, expires, stale_until, delta, tags))
+        lock = self._lock
+        lock.acquire()  # (cheaper than `with` on this path, one promotion per L2 hit)
+        try:
+            if self.generation != since and (
+                self._all_since > since or self._since.get(key, 0) > since
+            ):
+                return False
+            self._data[key] = entry
+            return True
+        finally:
+            lock.release()
+
+    def promote_many(self, items: Iterable[tuple[str, Entry]], since: int) -> int:
+        """`promote` for several entries (times on this tier's clock); how many were kept."""
+        cap = self.clock() + self.ttl
+        kept = 0
+        with self._lock:
+            data = self._data
+            changed = self.generation != since
+            if changed and self._all_since > since:
+                return 0
+            last = self._since
+            for key, e in items:
+                if changed and last.get(key, 0) > since:
+                    continue
+                if e.expires > cap:
+                    e = Entry(e.value, e.created, cap, max(cap, e.stale_until), e.delta, e.tags)
+                data[key] = e
+                kept += 1
+        return kept
+
+    def _touch(self, key: str) -> None:
+        # Under the lock: ``key`` was written or removed (see `promote`).
+        self.generation = gen = self.generation + 1
+        last = self._since
+        if len(last) >= self._max_since:
+            last.clear()
+            self._all_since = gen
+        last[key] = gen
+
+    def _touch_all(self) -> None:
+        # Under the lock: every key may have changed (clear, tag bump).
+        self.generation = self._all_since = self.generation + 1
+        self._since.clear()
 
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self._touch(key)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         with self._lock:
             pop = self._data.pop
+            touch = self._touch
             for k in keys:
                 pop(k, None)
+                touch(k)
 
     def clear(self) -> None:
         """Drop every entry (tag markers stay: entries made later read them)."""
         fresh: LRUCache[str, Entry] = LRUCache(self.maxsize)
         with self._lock:
             self._data = fresh  # O(1): LRUCache.clear() pops one item at a time
+            self._touch_all()
 
     def __len__(self) -> int:
         """How many entries are held and not past their ``stale_until``."""
@@ -164,6 +254,7 @@ class MemoryTier:
         with self._lock:
             for tag in tags:
                 self._markers[tag] = str(next(self._counter))
+            self._touch_all()  # an entry read from L2 before the bump must not come in fresh
 
     def __repr__(self) -> str:
         return f"MemoryTier(maxsize={self.maxsize}, ttl={self.ttl:g})"

@@ -43,6 +43,13 @@ return 0
 """
 
 
+# KEYS[1] the lock; ARGV[1] the holder's token, ARGV[2] the lease (ms): renew only our own.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
 def unavailable_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean "Redis failed" for the cache (imports redis)."""
     import redis.exceptions as rex
@@ -201,6 +208,13 @@ class RedisTier:
 
     async def arelease(self, key: str, token: str) -> None:
         await self.backend.async_client.eval(_RELEASE, 1, key, token)
+
+    def extend(self, key: str, token: str, lease_ms: int) -> bool:
+        """Give our own lock a fresh lease; False when it is no longer ours (or gone)."""
+        return bool(self.backend.client.eval(_EXTEND, 1, key, token, lease_ms))
+
+    async def aextend(self, key: str, token: str, lease_ms: int) -> bool:
+        return bool(await self.backend.async_client.eval(_EXTEND, 1, key, token, lease_ms))
 
     # Invalidation messages -------------------------------------------------------------
 

@@ -44,7 +44,9 @@ class CacheStats:
     ``stale_served`` counts stale values served because the loader or L2 failed;
     ``lost_writes`` writes that reached L1 but not L2 (L2 failing, ``on_l2_error="degrade"``);
     ``degraded`` says whether L2 is being skipped now (after a failure, until a probe works);
-    ``invalidations_received`` counts messages from other instances applied here.
+    ``invalidations_received`` counts messages from other instances applied here;
+    ``lock_renewals`` how often a loader lock's lease was renewed while its loader ran;
+    ``load_timeouts`` how often a caller stopped waiting for a loader (soft/hard timeout).
     """
 
     namespace: str
@@ -59,6 +61,8 @@ class CacheStats:
     invalidations_received: int
     l1_flushes: int
     tiers: dict[str, TierStats]
+    lock_renewals: int = 0
+    load_timeouts: int = 0
 
 
 class _Tier:
@@ -98,6 +102,8 @@ class StatsRecorder:
         self.degraded = False
         self.invalidations_received = 0
         self.l1_flushes = 0
+        self.lock_renewals = 0
+        self.load_timeouts = 0
         self._lock = threading.Lock()
 
     def snapshot(self) -> CacheStats:
@@ -120,4 +126,6 @@ class StatsRecorder:
                     "l2": self.l2.snapshot(),
                     "loader": self.loader.snapshot(),
                 },
+                lock_renewals=self.lock_renewals,
+                load_timeouts=self.load_timeouts,
             )
