@@ -435,8 +435,13 @@ class CircuitBreaker:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate a function (``def`` or ``async def``) so that every call goes through."""
-        return wrap_sync_or_async(fn, self.call, self.acall)
+        """Decorate a function (``def`` or ``async def``) so that every call goes through.
+
+        ``call`` / ``acall`` are looked up at each call, not at decoration time, so that a
+        class-level instrumentation (tracing) done later still sees decorated functions."""
+        return wrap_sync_or_async(
+            fn, lambda f, *a, **k: self.call(f, *a, **k), lambda f, *a, **k: self.acall(f, *a, **k)
+        )
 
     # Events and stats ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ with the same names less the ``_total`` of counters (OpenTelemetry's Prometheus 
 it back): integer counters become observable counters, the rest observable gauges, with the
 same attributes (``name``, ``tier``, ``prefix``, ``state``). ``stats()`` is read when the
 SDK collects, at most once per ``max_age`` seconds per source, never on a hot path.
-Spans around operations are not part of this module yet. Needs the ``otel`` extra.
+Spans around operations: `phoenixkit.integrations.tracing`. Needs the ``otel`` extra.
 """
 
 from __future__ import annotations
