@@ -13,6 +13,15 @@ requests per second that the stack keeps (issue 10 asks for >= 0.8 under load on
 
 ``python benchmarks/bench_integrations.py [--requests N]`` also runs a bounded load on
 loopback (N requests from 8 client threads per side) and prints requests/s, p50 and p99.
+
+``python benchmarks/bench_integrations.py --drive stack|bare N [--server]`` only sends N
+requests through one side in process (``--server``: through uvicorn's h11 protocol on an
+in-memory transport, so the server's parsing and writing count too), for instruction counts
+that the noise of a shared machine cannot blur::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python benchmarks/bench_integrations.py --drive stack 200 --server
+    # again with 1200: (refs(1200) - refs(200)) / 1000 = instructions per request
 """
 
 from __future__ import annotations
@@ -247,7 +256,72 @@ def load(url: str, requests: int, threads: int = 8) -> tuple[float, float, float
     return len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000
 
 
+def drive_server(app: Any, n: int) -> None:
+    """``n`` GETs through uvicorn's h11 protocol on an in-memory transport (no sockets)."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.server import ServerState
+
+    config = Config(app=app, http="h11", lifespan="off", access_log=False, proxy_headers=False)
+    config.load()
+    loop = asyncio.new_event_loop()
+    written: list[bytes] = []
+
+    class Transport(asyncio.Transport):
+        def write(self, data: Any) -> None:
+            written.append(bytes(data))
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            peers = {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}
+            return peers.get(name, default)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    protocol = H11Protocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    protocol.connection_made(Transport())
+    request = b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\naccept-encoding: gzip\r\n\r\n"
+
+    async def many() -> None:
+        for _ in range(n):
+            written.clear()
+            protocol.data_received(request)
+            for _ in range(1000):
+                await asyncio.sleep(0)
+                if written and BODY in b"".join(written):
+                    break
+            else:
+                raise RuntimeError(f"no response: {written!r}")
+
+    loop.run_until_complete(many())
+    loop.close()
+
+
+def drive(argv: list[str]) -> None:
+    at = argv.index("--drive")
+    side, n = argv[at + 1], int(argv[at + 2])
+    app = {"stack": stack_app, "bare": bare_app}[side]()
+    if "--server" in argv:
+        drive_server(app, 50)  # warm-up, then the counted run
+        drive_server(app, n)
+    else:
+        asgi_batch(app, 50)()
+        asgi_batch(app, n)()
+
+
 def main(argv: list[str]) -> None:
+    if "--drive" in argv:
+        drive(argv)
+        return
     requests = int(argv[argv.index("--requests") + 1]) if "--requests" in argv else 4000
     with uvicorn_process("stack_app") as ours, uvicorn_process("bare_app") as peer:
         for url in (ours, peer):

@@ -115,3 +115,18 @@ def test_concurrent_writers_and_readers_keep_it_consistent() -> None:
         t.join()
     assert not errors
     assert len(tier) <= 64
+
+
+def test_keys_is_a_snapshot_and_key_prefix_names_the_storage_prefix() -> None:
+    from phoenixkit.cache import TieredCache
+
+    cache = TieredCache(MemoryTier(maxsize=10, ttl=60), namespace="snap", version=3)
+    assert cache.key_prefix == "pk:c:snap:v3:"
+    cache.set("a b", 1)
+    cache.set("c", 2)
+    assert cache.l1 is not None
+    keys = cache.l1.keys()
+    assert sorted(keys) == ["a b", "c"]
+    cache.delete("c")
+    assert len(keys) == 2  # a copy: later changes do not reach it
+    assert cache.l1.keys() == ["a b"]

@@ -43,7 +43,12 @@ def test_stats_and_invalidation_by_key_and_tag(admin: Any) -> None:
     assert stats.status_code == 200
     assert stats.json()["hits"] == 1
     assert stats.json()["namespace"] == cache.stats().namespace
-    assert done.json() == {"deleted_keys": 1, "invalidated_tags": 1}
+    assert done.json() == {
+        "deleted_keys": 1,
+        "invalidated_tags": 1,
+        "pattern_keys": 0,
+        "truncated": False,
+    }
     assert [cache.get(k) for k in "abcd"] == [None, None, None, 4]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -127,6 +128,9 @@ def test_cache_reads_say_hit_miss_and_tier_on_redis(
         a.delete("user:42")
         a.invalidate_tags("t1", "t2")
         assert spans.attrs("phoenixkit.cache.invalidate_tags")["phoenixkit.cache.tags"] == 2
+        deadline = time.monotonic() + 10  # guards against a hang only: the set and the delete
+        while b.stats().invalidations_received < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)  # b drops its L1 copy when a's delete reaches it
         assert b.get("user:42") is None
     for span in spans.all():  # the raw key is never recorded by default
         assert not any("user:42" in str(v) for v in _values(span)), span.name

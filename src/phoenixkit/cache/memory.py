@@ -220,6 +220,11 @@ class MemoryTier:
             self._data = fresh  # O(1): LRUCache.clear() pops one item at a time
             self._touch_all()
 
+    def keys(self) -> list[str]:
+        """A snapshot of the keys held, fresh or stale, taken under the lock."""
+        with self._lock:
+            return list(self._data)
+
     def __len__(self) -> int:
         """How many entries are held and not past their ``stale_until``."""
         now = self.clock()

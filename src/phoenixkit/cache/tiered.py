@@ -271,6 +271,12 @@ class TieredCache(Writing, Loading, Warming):
         return self._e.stats.snapshot()
 
     @property
+    def key_prefix(self) -> str:
+        """The prefix of every storage key of this namespace and version (``pk:c:<ns>:v<v>:``);
+        a user key follows it escaped (see `phoenixkit.cache.core.escape_key`)."""
+        return self._e.keys.prefix
+
+    @property
     def invalidation_connected(self) -> bool:
         """True while this instance listens to its invalidation channel."""
         return self._listener is not None and self._listener.connected.is_set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
-from phoenixkit.integrations import _body, _http
+from phoenixkit.integrations import _body
 from phoenixkit.integrations._http import Headers
 
 Scope = MutableMapping[str, Any]
@@ -14,7 +14,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Transform = Callable[[int, Headers, bytes], Awaitable[tuple[int, Headers, bytes]]]
+Response = tuple[int, Headers, bytes]
+Transform = Callable[[int, Headers, bytes], "Response | Awaitable[Response]"]
 Early = Callable[[int, Headers], "Headers | None"]
 
 MAX_BUFFER = 1 << 20
@@ -25,8 +26,21 @@ def _decode(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
 
 
+_NAMES: dict[str, bytes] = {}
+"""Header names as sent (lowercased bytes), by name: the same few names on every response."""
+_MAX_NAMES = 512
+
+
+def _name(name: str) -> bytes:
+    encoded = name.lower().encode("latin-1")
+    if len(_NAMES) < _MAX_NAMES:  # bounded: an app inventing names cannot grow it forever
+        _NAMES[name] = encoded
+    return encoded
+
+
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    names = _NAMES
+    return [(names.get(k) or _name(k), v.encode("latin-1")) for k, v in headers]
 
 
 def _request_headers(scope: Scope) -> dict[str, str]:
@@ -35,7 +49,11 @@ def _request_headers(scope: Scope) -> dict[str, str]:
     cached = scope.get("phoenixkit.headers")
     if cached is not None and cached[0] is raw:
         return cast(dict[str, str], cached[1])
-    headers = _http.header_dict(_decode(raw))
+    headers: dict[str, str] = {}  # `_http.header_dict` of the decoded pairs, in one pass
+    for k, v in raw:
+        name = k.decode("latin-1").lower()
+        value = v.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     scope["phoenixkit.headers"] = (raw, headers)
     return headers
 
@@ -54,12 +72,16 @@ def _adding(send: Send, extra: Callable[[], Headers]) -> Send:
     inner middleware, such as a route's own limit) set a header of that name already."""
 
     async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            present = {k.lower() for k, _ in headers}
-            headers += [h for h in _encode(extra()) if h[0] not in present]
-            message = {**message, "headers": headers}
-        await send(message)
+        if message["type"] != "http.response.start":
+            await send(message)
+            return
+        headers = list(message.get("headers", ()))
+        added = _encode(extra())
+        present = {k.lower() for k, _ in headers}
+        for h in added:
+            if h[0] not in present:
+                headers.append(h)
+        await send({**message, "headers": headers})
 
     return wrapped
 
@@ -73,7 +95,8 @@ async def _buffered(
     limit: int,
     early: Early | None = None,
 ) -> None:
-    """Run ``app`` collecting its response; send ``transform(status, headers, body)``.
+    """Run ``app`` collecting its response; send ``transform(status, headers, body)`` (a
+    plain function, or an async one when it does I/O).
 
     A response over ``limit`` bytes, or one with trailers, is streamed through unchanged;
     so is one for which ``early(status, headers)`` returns its final headers.
@@ -106,18 +129,22 @@ async def _buffered(
             await send(message)
             return
         body = message.get("body", b"")
-        chunks.append(body)
-        size += len(body)
         if message.get("more_body", False):
+            chunks.append(body)
+            size += len(body)
             if size > limit:
                 passthrough = True
                 await send(start)
                 joined = b"".join(chunks)
                 await send({"type": "http.response.body", "body": joined, "more_body": True})
             return
-        status, headers, out = await transform(
-            int(start["status"]), _decode(start.get("headers", ())), b"".join(chunks)
-        )
+        if chunks:  # else the whole body came in one message (the common case)
+            chunks.append(body)
+            body = b"".join(chunks)
+        result = transform(int(start["status"]), _decode(start.get("headers", ())), body)
+        if not isinstance(result, tuple):
+            result = await result
+        status, headers, out = result
         headers = _body.with_length(headers, out) if status != 304 else headers
         await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
         await send({"type": "http.response.body", "body": out})

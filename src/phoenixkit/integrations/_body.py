@@ -55,9 +55,22 @@ def without(headers: Headers, *names: str) -> Headers:
     return [(k, v) for k, v in headers if k.lower() not in drop]
 
 
+def _first_values(headers: Headers) -> dict[str, str]:
+    """Each lowercased name's first value: `get_header` for several names in one pass."""
+    found: dict[str, str] = {}
+    for key, value in headers:
+        name = key.lower()
+        if name not in found:
+            found[name] = value
+    return found
+
+
 def add_vary(headers: Headers, token: str) -> Headers:
     """``headers`` with ``token`` in ``Vary`` (merged, not duplicated)."""
-    existing = get_header(headers, "vary")
+    return _add_vary(headers, token, get_header(headers, "vary"))
+
+
+def _add_vary(headers: Headers, token: str, existing: str | None) -> Headers:
     if existing is None:
         return [*headers, ("Vary", token)]
     tokens = [t.strip().lower() for t in existing.split(",")]
@@ -153,15 +166,18 @@ def compress_plan(
 ) -> Headers | None:
     """The final headers when they alone decide that nothing will be compressed (the body
     can then stream through), or None when the body is needed to decide."""
-    if status < 200 or status in (204, 206, 304) or get_header(headers, "content-encoding"):
+    if status < 200 or status in (204, 206, 304):
         return headers
-    ctype = (get_header(headers, "content-type") or "").lower()
+    first = _first_values(headers)
+    if first.get("content-encoding"):
+        return headers
+    ctype = (first.get("content-type") or "").lower()
     if ctype.startswith(_COMPRESSED) or "text/event-stream" in ctype:
         return headers
-    length = get_header(headers, "content-length")
+    length = first.get("content-length")
     small = length is not None and length.isdigit() and int(length) < minimum
     if small or choose_encoding(request.get("accept-encoding"), encodings) is None:
-        return add_vary(headers, "Accept-Encoding")
+        return _add_vary(headers, "Accept-Encoding", first.get("vary"))
     return None
 
 
@@ -195,7 +211,9 @@ def compress_response(
 
 
 def with_length(headers: Headers, body: bytes) -> Headers:
-    return [*without(headers, "content-length"), ("Content-Length", str(len(body)))]
+    kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    kept.append(("Content-Length", str(len(body))))
+    return kept
 
 
 # Cache-Control ----------------------------------------------------------------------------

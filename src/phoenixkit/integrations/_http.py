@@ -262,8 +262,8 @@ BAD_REQUEST = b'{"error": "bad request"}'
 
 def timing_headers(started: float, now: float | None = None) -> Headers:
     """``Server-Timing: app;dur=<ms>`` and ``X-Response-Time: <ms>ms``."""
-    ms = ((time.perf_counter() if now is None else now) - started) * 1000.0
-    return [("Server-Timing", f"app;dur={ms:.3f}"), ("X-Response-Time", f"{ms:.3f}ms")]
+    ms = f"{((time.perf_counter() if now is None else now) - started) * 1000.0:.3f}"
+    return [("Server-Timing", "app;dur=" + ms), ("X-Response-Time", ms + "ms")]
 
 
 class RateLimitSettings:
@@ -291,3 +291,16 @@ class RateLimitSettings:
         self.headers = headers
         self.ietf = ietf
         self.legacy = legacy
+        self._seen: Any = None
+        self._rate_for: Any = None
+
+    def rate_of(self, key: str, tier: str | None) -> tuple[str, Rate | None]:
+        """`limiter_rate` of ``self.limiter``, looking up its ``rate_for`` once per limiter."""
+        limiter = self.limiter
+        if limiter is not self._seen:
+            self._rate_for = getattr(limiter, "rate_for", None)
+            self._seen = limiter
+        if self._rate_for is not None:
+            label, rate = self._rate_for(key, tier)
+            return label, rate
+        return getattr(limiter, "name", "default"), getattr(limiter, "rate", None)

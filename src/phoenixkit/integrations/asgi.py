@@ -42,7 +42,12 @@ from phoenixkit.integrations._http import (
     api_key_header,
     client_key,
 )
-from phoenixkit.masking.correlation import correlation_id_from_headers, correlation_scope
+from phoenixkit.masking.correlation import (
+    correlation_id_from_headers,
+    new_correlation_id,
+    reset_correlation_id,
+    set_correlation_id,
+)
 
 __all__ = [
     "ASGIApp",
@@ -77,6 +82,24 @@ def request_info(scope: Scope, trusted: tuple[_http.IPNetwork, ...] = ()) -> Req
     )
 
 
+_ID_NAMES = frozenset((b"x-request-id", b"x-correlation-id", b"traceparent"))
+
+
+def _incoming_id(raw: Any) -> str | None:
+    """`correlation_id_from_headers` of the scope's headers, without its general walk when no
+    entry can matter: a list of ``(bytes, bytes)`` pairs (what servers send) with none of
+    the id headers (the common case) has no id. Anything else takes the general path."""
+    if raw.__class__ is list:
+        for entry in raw:
+            if entry.__class__ is not tuple or len(entry) != 2 or entry[0].__class__ is not bytes:
+                return correlation_id_from_headers(raw)
+            name = entry[0].lower()
+            if name in _ID_NAMES or name.startswith(b"http_"):
+                return correlation_id_from_headers(raw)
+        return None
+    return correlation_id_from_headers(raw)
+
+
 class CorrelationIdMiddleware:
     """Give every request a correlation id and echo it in ``header`` on the response.
 
@@ -94,16 +117,23 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send)
             return
         name = self.header
-        with correlation_scope(correlation_id_from_headers(scope.get("headers") or [])) as cid:
+        cid = _incoming_id(scope.get("headers") or [])
+        if cid is None:
+            cid = new_correlation_id()
+        token = set_correlation_id(cid)  # what `correlation_scope` does, without a generator
+        try:
             raw = cid.encode("ascii")
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     kept = [h for h in message.get("headers", ()) if h[0].lower() != name]
-                    message = {**message, "headers": [*kept, (name, raw)]}
+                    kept.append((name, raw))
+                    message = {**message, "headers": kept}
                 await send(message)
 
             await self.app(scope, receive, send_with_id)
+        finally:
+            reset_correlation_id(token)
 
 
 class TimingMiddleware:
@@ -156,13 +186,18 @@ class RateLimitMiddleware(_http.RateLimitSettings):
         if scope["type"] != "http" or _http.is_exempt(scope["path"], self.exact, self.prefixes):
             await self.app(scope, receive, send)
             return
-        info = request_info(scope, self.trusted)
-        try:
-            key = self.key(info)
-            tier = self.tier(info) if self.tier is not None else None
-        except BadRequest:
-            await _respond(send, 400, _http.BAD_REQUEST, [])
-            return
+        if self.key is client_key and self.tier is None and not self.trusted:
+            client = scope.get("client")  # `client_key(request_info(scope))`, without the object
+            key: str | None = (str(client[0]) if client else None) or "unknown"
+            tier = None
+        else:
+            info = request_info(scope, self.trusted)
+            try:
+                key = self.key(info)
+                tier = self.tier(info) if self.tier is not None else None
+            except BadRequest:
+                await _respond(send, 400, _http.BAD_REQUEST, [])
+                return
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -170,7 +205,7 @@ class RateLimitMiddleware(_http.RateLimitSettings):
             decision = await self.limiter.ahit(key, cost=self.cost)
         else:
             decision = await self.limiter.ahit(key, tier=tier, cost=self.cost)
-        policy, rate = _http.limiter_rate(self.limiter, key, tier)
+        policy, rate = self.rate_of(key, tier)
         extra = _http.decision_headers(decision, rate, policy, ietf=self.ietf, legacy=self.legacy)
         if not decision.allowed:
             await _respond(send, 429, _http.TOO_MANY, extra)
@@ -194,9 +229,10 @@ class ETagMiddleware:
             await self.app(scope, receive, send)
             return
         request = _request_headers(scope)
+        weak = self.weak
 
-        async def transform(status: int, headers: Headers, body: bytes) -> Any:
-            return _body.etag_response("GET", request, status, headers, body, self.weak)
+        def transform(status: int, headers: Headers, body: bytes) -> Any:
+            return _body.etag_response("GET", request, status, headers, body, weak)
 
         await _buffered(self.app, scope, receive, send, transform, self.max_size)
 
@@ -228,7 +264,7 @@ class GZipMiddleware:
             return
         request = _request_headers(scope)
 
-        async def transform(status: int, headers: Headers, body: bytes) -> Any:
+        def transform(status: int, headers: Headers, body: bytes) -> Any:
             return _body.compress_response(
                 request, status, headers, body, self.minimum_size, self.encodings
             )

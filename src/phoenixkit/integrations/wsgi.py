@@ -159,7 +159,7 @@ class RateLimitMiddleware(_http.RateLimitSettings):
             decision = self.limiter.hit(key, cost=self.cost)
         else:
             decision = self.limiter.hit(key, tier=tier, cost=self.cost)
-        policy, rate = _http.limiter_rate(self.limiter, key, tier)
+        policy, rate = self.rate_of(key, tier)
         extra = _http.decision_headers(decision, rate, policy, ietf=self.ietf, legacy=self.legacy)
         if not decision.allowed:
             return _respond(start_response, 429, _http.TOO_MANY, extra)
