@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from phoenixkit.errors import ConfigurationError
 from phoenixkit.masking import ContextThreadPoolExecutor, Masker, correlation_scope
+from phoenixkit.masking import _formatters as pfmt
 from phoenixkit.masking import logging as plog
 from phoenixkit.masking.logging import (
     CorrelationIdFilter,
@@ -322,16 +323,16 @@ def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """Run a test on each encoder: orjson (when installed) and the stdlib json fallback."""
     if request.param == "orjson":
         pytest.importorskip("orjson")
-        monkeypatch.setattr(plog, "_ORJSON", None)  # looked up again: found
+        monkeypatch.setattr(pfmt, "_ORJSON", None)  # looked up again: found
     else:
-        monkeypatch.setattr(plog, "_ORJSON", False)  # as if not installed
+        monkeypatch.setattr(pfmt, "_ORJSON", False)  # as if not installed
     return str(request.param)
 
 
 def test_json_without_orjson_installed() -> None:
     code = (
         "import sys, logging; sys.modules['orjson'] = None\n"  # makes `import orjson` fail
-        "from phoenixkit.masking import logging as plog\n"
+        "from phoenixkit.masking import _formatters as plog\n"
         "r = logging.LogRecord('a', 20, 'f', 1, 'password=%s é', ('pw12345678',), None)\n"
         "print(plog.JsonFormatter().format(r)); print(plog._ORJSON)\n"
     )
@@ -388,7 +389,7 @@ def test_odd_extra_values_still_give_valid_json(encoder: str, logger_name: str) 
         assert line["broken"] == "[unprintable Unprintable]"
         assert line["cycle"] == {"name": "loop", "self": "[MASKED:cycle]"}
         assert_no_secret(cap.buf.getvalue())
-    assert (plog._ORJSON is not False) is (encoder == "orjson")
+    assert (pfmt._ORJSON is not False) is (encoder == "orjson")
 
 
 def test_json_formatter_alone_masks(logger_name: str) -> None:

@@ -20,7 +20,7 @@ import pydantic
 import pytest
 
 from phoenixkit.masking import JsonFormatter, Masker, MaskingFilter
-from phoenixkit.masking import logging as plog
+from phoenixkit.masking import _records as plog
 
 MASKER = Masker()
 M = "[MASKED]"

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from phoenixkit.masking import Masker, Rule
-from phoenixkit.masking.rules import _RUN_TABLE, _SHAPE_TABLE
+from phoenixkit.masking._shapes import _RUN_TABLE, _SHAPE_TABLE
 from tests.masking.secrets import SECRETS, ordinary_lines
 
 MASKER = Masker()
@@ -106,6 +106,58 @@ def test_timestamps_and_addresses_run_no_number_rule() -> None:
     text = "at 2024-05-01 12:38:33 from 10.0.97.34 and 10.1.173.133 (5 retries)"
     windows: list[tuple[Rule, int, int]] = []
     runs, shape = (text.encode().translate(table) for table in (_RUN_TABLE, _SHAPE_TABLE))
-    scanner._number_windows(text, runs, shape, windows)
+    scanner._numbers.windows(text, runs, shape, windows)
     assert windows == []
     assert MASKER.mask_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("shape", "literal"),
+    [
+        (rb"AA99 ?[A9]{4} ?[A9]{4}", "AA99"),
+        (rb"AB-99", "AB-99"),
+        (rb"AB|CD", ""),
+        (rb"(?i)ab", ""),
+        (rb"ab*c", ""),
+        (rb"abc?", "ab"),
+        (rb"\d\d", ""),
+    ],
+)
+def test_the_literal_a_shape_starts_with(shape: bytes, literal: str) -> None:
+    from phoenixkit.masking._scan import _literal_prefix
+
+    assert _literal_prefix(shape) == literal
+
+
+def test_custom_shape_rules_with_and_without_a_literal() -> None:
+    rules = [
+        Rule("ticket", r"TCK-\d{4}", shapes=(rb"AAA-9999",)),
+        Rule("order", r"(?:ORD|PO)\d{5}", shapes=(rb"AAA99999|AA99999",)),
+    ]
+    masker = Masker(rules=rules, mask_pairs=False)
+    text = "see TCK-1234, ORD12345 and PO54321"
+    assert masker.mask_text(text) == "see [MASKED], [MASKED] and [MASKED]"
+    assert general(masker).mask_text(text) == masker.mask_text(text)
+
+
+def test_the_memo_of_number_runs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("phoenixkit.masking._numbers._MEMO_MAX", 4)
+    masker = Masker()
+    for i in range(20):
+        line = f"at 2024-05-{i:02d} 12:{i:02d}:33 from 10.0.{i}.34 id {i}-{i}-{i} x"
+        assert masker.mask_text(line) == line
+    assert len(masker._scanner._numbers._hinted) <= 4
+    assert masker.mask_text("ssn 123-45-6789 at 2024-05-01 12") == "ssn [MASKED] at 2024-05-01 12"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" password=BEARER ", " password=[MASKED] "),
+        ("token: basic\nnext", "token: [MASKED]\nnext"),
+        ("Authorization: Bearer abc", "Authorization: Bearer [MASKED]"),
+    ],
+)
+def test_a_value_that_is_only_a_scheme_word_is_masked(text: str, expected: str) -> None:
+    # Found by the soak profile (seed 2): the scheme was skipped, leaving an empty value.
+    assert MASKER.mask_text(text) == expected

@@ -27,6 +27,9 @@ _KEY_RUN = re.compile(r"[A-Za-z0-9_.-]*")
 _KEY_MAX = 64  # a key in free text has at most this many characters before the keyword
 _QUOTED_KEY_BODY = re.compile(r"[A-Za-z0-9_.\- ]*")  # a quoted key may hold spaces
 _SEP = re.compile(r"(?:\\?[\"'])?[ \t]{0,16}(?:=>|[:=])\s{0,16}")
+_KEY_THEN_SEP = re.compile(f"({_KEY_RUN.pattern})({_SEP.pattern})?")
+"""The key characters from a keyword hit on (group 1), then a separator if one follows
+(group 2): one match where most hits end (a keyword in a sentence, with no separator)."""
 _SCHEME = re.compile(r"(?i:bearer|basic|token|digest)[ \t]+")
 _QUOTED = {  # a quoted value, escapes included, up to 512 characters on one line
     '"': re.compile(r'"((?:[^"\\\n]|\\.){0,512})"'),
@@ -119,8 +122,9 @@ def value_span(text: str, at: int, key: str, token: str) -> tuple[int, int]:
         normalize_key(key) in _LINE_KEYS or last_word(key) in ("cookie", "authorization")
     )
     scheme = _SCHEME.match(text, at)
-    if scheme is not None:  # "Authorization: Bearer <token>": the scheme stays visible
-        at = scheme.end()
+    if scheme is not None and text[scheme.end() : scheme.end() + 1] not in ("", "\r", "\n"):
+        at = scheme.end()  # "Authorization: Bearer <token>": the scheme stays visible, unless
+        # nothing follows it on the line ("password=BEARER "): then it is the value
     head = text[at : at + 2]
     if len(head) == 2 and head[0] in "bBuUrR" and head[1] in "\"'":  # b'...', u"..."
         at += 1
@@ -164,17 +168,18 @@ def find_pairs(
     for p in at:
         if p < done:
             continue
-        end = _KEY_RUN.match(text, p).end()  # type: ignore[union-attr]  # matches ""
+        head = _KEY_THEN_SEP.match(text, p)  # always matches: the key may be ""
+        end = head.end(1)  # type: ignore[union-attr]
         done = end
+        sep = _SEP.match(text, end) if head.end(2) >= 0 else None  # type: ignore[union-attr]
+        if sep is None and (not quotes or text[end : end + 1] != " "):
+            continue  # no separator after the key: no pair (most hits)
         start = p
         floor = max(p - _KEY_MAX, 0)
         while start > floor and text[start - 1] in _KEY_CHARS:
             start -= 1
-        sep = _SEP.match(text, end)
         quoted = None
         if sep is None:
-            if not quotes or text[end : end + 1] != " ":
-                continue
             quoted = _quoted_key(text, start, end)  # {"api key": ...}: a key with spaces
         elif quotes and start and text[start - 1] == " " and text[end] in "\"'\\":
             quoted = _quoted_key(text, start, end)  # {"Secret Key": ...}
