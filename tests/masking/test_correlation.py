@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,6 +121,8 @@ def test_new_ids_are_32_hex_and_distinct() -> None:
         assert len(value) == 32
         assert set(value) <= set(lower_hex)
         assert is_valid_correlation_id(value)
+        parsed = uuid.UUID(value)  # a UUID4: version and variant bits set
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
 
 
 # --- the context variable ---------------------------------------------------------------------

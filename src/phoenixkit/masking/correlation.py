@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import re
 import reprlib
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -106,8 +106,14 @@ def reset_correlation_id(token: contextvars.Token[str | None]) -> None:
 
 
 def new_correlation_id() -> str:
-    """A fresh random id: the 32 lowercase hex digits of a UUID4."""
-    return uuid.uuid4().hex
+    """A fresh random id: the 32 lowercase hex digits of a UUID4.
+
+    Built from `os.urandom` as `uuid.uuid4` does, without the `UUID` object (a third of
+    the cost, on every request that arrives without an id)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 @contextmanager
