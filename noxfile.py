@@ -56,7 +56,12 @@ def bench(session: nox.Session) -> None:
     """Benchmarks beside the peers; pass --quick after -- for a run under a minute."""
     # The peers measured beside phoenixkit.
     session.install(
-        "-e", ".[all]", "python-json-logger", "orjson", "opentelemetry-instrumentation-sqlalchemy"
+        "-e",
+        ".[all]",
+        "python-json-logger",
+        "orjson",
+        "cashews",
+        "opentelemetry-instrumentation-sqlalchemy",
     )
     session.run("python", "benchmarks/run.py", *session.posargs)
 

@@ -51,6 +51,23 @@ def where(session: sa.orm.Session) -> str:
     )
 
 
+def wait_for_schema(primary: sa.Engine, replicas: dict[str, sa.Engine], limit: float) -> None:
+    """Wait (up to ``limit`` seconds) until every replica has replayed the primary's WAL up
+    to now, so that the table just created exists there: a deployment runs its migrations
+    before the app starts; this script does both at once."""
+    with primary.connect() as conn:
+        target = conn.execute(sa.text("SELECT pg_current_wal_lsn()")).scalar()
+    ask = sa.text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+    deadline = time.monotonic() + limit
+    for name, engine in replicas.items():
+        with engine.connect() as conn:
+            while not conn.execute(ask, {"lsn": target}).scalar():
+                if time.monotonic() > deadline:
+                    print(f"{name} has not replayed the schema yet; reads may fail there")
+                    break
+                time.sleep(0.05)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--primary", default=os.environ.get("PHOENIXKIT_PRIMARY_URL"))
@@ -70,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     primary = engine_for(args.primary)
     replicas = {f"replica-{i}": engine_for(url) for i, url in enumerate(args.replica)}
     Base.metadata.create_all(primary)
+    wait_for_schema(primary, replicas, limit=10.0)
     try:
         with ReplicaRouter(
             primary, replicas, probe_interval=0.5, max_lag_seconds=args.max_lag_seconds

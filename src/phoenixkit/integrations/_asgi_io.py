@@ -4,7 +4,7 @@ buffer. Private; the decisions themselves are in ``_http``, ``_body`` and ``_cac
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from phoenixkit.integrations import _body
 from phoenixkit.integrations._http import Headers
@@ -17,6 +17,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Response = tuple[int, Headers, bytes]
 Transform = Callable[[int, Headers, bytes], "Response | Awaitable[Response]"]
 Early = Callable[[int, Headers], "Headers | None"]
+RawHeaders = list[tuple[bytes, bytes]]
+PlainEarly = Callable[[int, RawHeaders], "RawHeaders | Literal[False] | None"]
+Plain = Callable[[int, RawHeaders, bytes], "tuple[int, RawHeaders, bytes] | None"]
 
 MAX_BUFFER = 1 << 20
 """Responses larger than this (1 MiB) stream through the buffering middleware unchanged."""
@@ -41,6 +44,25 @@ def _name(name: str) -> bytes:
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
     names = _NAMES
     return [(names.get(k) or _name(k), v.encode("latin-1")) for k, v in headers]
+
+
+def _plain(raw: Any) -> bool:
+    """Whether ``raw`` is a list of ``(bytes, bytes)`` tuples with lowercase ASCII names: what
+    `_encode` writes (so ``_encode(_decode(raw)) == raw``) and what the fast paths read."""
+    if raw.__class__ is not list:
+        return False
+    for pair in raw:
+        if pair.__class__ is not tuple or len(pair) != 2:
+            return False
+        name, value = pair
+        if (
+            name.__class__ is not bytes
+            or value.__class__ is not bytes
+            or not name.isascii()
+            or name.lower() != name
+        ):
+            return False
+    return True
 
 
 def _request_headers(scope: Scope) -> dict[str, str]:
@@ -76,11 +98,12 @@ def _adding(send: Send, extra: Callable[[], Headers]) -> Send:
             await send(message)
             return
         headers = list(message.get("headers", ()))
-        added = _encode(extra())
         present = {k.lower() for k, _ in headers}
-        for h in added:
-            if h[0] not in present:
-                headers.append(h)
+        names = _NAMES
+        for name, value in extra():  # `_encode` of each, without the intermediate list
+            encoded = names.get(name) or _name(name)
+            if encoded not in present:
+                headers.append((encoded, value.encode("latin-1")))
         await send({**message, "headers": headers})
 
     return wrapped
@@ -94,12 +117,20 @@ async def _buffered(
     transform: Transform,
     limit: int,
     early: Early | None = None,
+    plain_early: PlainEarly | None = None,
+    plain: Plain | None = None,
 ) -> None:
     """Run ``app`` collecting its response; send ``transform(status, headers, body)`` (a
     plain function, or an async one when it does I/O).
 
     A response over ``limit`` bytes, or one with trailers, is streamed through unchanged;
     so is one for which ``early(status, headers)`` returns its final headers.
+
+    ``plain_early`` and ``plain`` are shortcuts of ``early`` and ``transform`` on raw headers
+    that `_plain` accepts (no decoding, no encoding), answering exactly what they would:
+    ``plain_early`` returns the final raw headers (a new list), None (the body is needed) or
+    False (ask ``early``); ``plain`` returns the response (with its Content-Length, in a new
+    list) or None (ask ``transform``).
     """
     start: Message | None = None
     chunks: list[bytes] = []
@@ -113,10 +144,17 @@ async def _buffered(
             start = message
             passthrough = bool(message.get("trailers"))
             if not passthrough and early is not None:
-                decided = early(int(message["status"]), _decode(message.get("headers", ())))
-                if decided is not None:
+                raw = message.get("headers", ())
+                status = int(message["status"])
+                fast = plain_early(status, raw) if plain_early and _plain(raw) else False
+                if fast is False:
+                    decided = early(status, _decode(raw))
+                    final = None if decided is None else _encode(decided)
+                else:
+                    final = fast
+                if final is not None:
                     passthrough = True
-                    message = {**message, "headers": _encode(decided)}
+                    message = {**message, "headers": final}
             if passthrough:
                 await send(message)
             return
@@ -141,7 +179,14 @@ async def _buffered(
         if chunks:  # else the whole body came in one message (the common case)
             chunks.append(body)
             body = b"".join(chunks)
-        result = transform(int(start["status"]), _decode(start.get("headers", ())), body)
+        raw = start.get("headers", ())
+        if plain is not None and _plain(raw):
+            done = plain(int(start["status"]), raw, body)
+            if done is not None:  # already with its Content-Length
+                await send({"type": "http.response.start", "status": done[0], "headers": done[1]})
+                await send({"type": "http.response.body", "body": done[2]})
+                return
+        result = transform(int(start["status"]), _decode(raw), body)
         if not isinstance(result, tuple):
             result = await result
         status, headers, out = result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
 from phoenixkit.integrations._http import MAX_HEADER_VALUE, Headers
 
@@ -101,6 +102,26 @@ def etag_response(
     return status, headers, body
 
 
+def etag_plain(
+    request: Mapping[str, str], status: int, raw: list[tuple[bytes, bytes]], body: bytes, weak: bool
+) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """`etag_response` of a GET then `with_length`, on raw headers as `_encode` writes them
+    (lowercase names): the common case only (a 200 without an ETag, a request without
+    ``If-None-Match``); None for anything else."""
+    if status != 200 or "if-none-match" in request:
+        return None
+    out = []
+    for pair in raw:
+        name = pair[0]
+        if name == b"etag":
+            return None
+        if name != b"content-length":
+            out.append(pair)
+    out.append((b"etag", compute_etag(body, weak=weak).encode("ascii")))
+    out.append((b"content-length", b"%d" % len(body)))
+    return status, out, body
+
+
 # Compression ------------------------------------------------------------------------------
 
 
@@ -178,6 +199,43 @@ def compress_plan(
     small = length is not None and length.isdigit() and int(length) < minimum
     if small or choose_encoding(request.get("accept-encoding"), encodings) is None:
         return _add_vary(headers, "Accept-Encoding", first.get("vary"))
+    return None
+
+
+_SKIP_STATUS = (204, 206, 304)
+
+
+def compress_plan_plain(
+    request: Mapping[str, str],
+    status: int,
+    raw: list[tuple[bytes, bytes]],
+    minimum: int,
+    encodings: Iterable[str],
+) -> list[tuple[bytes, bytes]] | Literal[False] | None:
+    """`compress_plan` on raw headers as `_encode` writes them (lowercase names), answering
+    in raw headers (a new list); False when it cannot tell without the general path."""
+    if status < 200 or status in _SKIP_STATUS:
+        return list(raw)
+    encoding = ctype = length = vary = None
+    for name, value in raw:  # each one's first value, as `_first_values`
+        if name == b"content-encoding":
+            encoding = value if encoding is None else encoding
+        elif name == b"content-type":
+            ctype = value if ctype is None else ctype
+        elif name == b"content-length":
+            length = value if length is None else length
+        elif name == b"vary":
+            vary = value if vary is None else vary
+    if encoding:
+        return list(raw)
+    if vary is not None or not (ctype or b"").isascii() or not (length or b"").isascii():
+        return False  # merging Vary, or values the general path reads as latin-1 text
+    lowered = ctype.lower().decode("ascii") if ctype is not None else ""
+    if lowered.startswith(_COMPRESSED) or "text/event-stream" in lowered:
+        return list(raw)
+    small = length is not None and length.isdigit() and int(length) < minimum
+    if small or choose_encoding(request.get("accept-encoding"), encodings) is None:
+        return [*raw, (b"vary", b"Accept-Encoding")]
     return None
 
 

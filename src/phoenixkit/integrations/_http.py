@@ -20,7 +20,7 @@ from typing import Any
 
 from phoenixkit.errors import ConfigurationError
 from phoenixkit.ratelimit.core import Decision, Rate
-from phoenixkit.ratelimit.headers import rate_limit_headers
+from phoenixkit.ratelimit.headers import _header_pairs
 
 Headers = list[tuple[str, str]]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -226,10 +226,7 @@ def decision_headers(
     decision: Decision, rate: Rate | None, policy: str, *, ietf: bool = True, legacy: bool = True
 ) -> Headers:
     """The rate-limit response headers as pairs (an unusable policy name becomes default)."""
-    headers = rate_limit_headers(
-        decision, rate, policy=_policy_name(policy), ietf=ietf, legacy=legacy
-    )
-    return list(headers.items())
+    return _header_pairs(decision, rate, _policy_name(policy), ietf, legacy)
 
 
 def is_exempt(path: str, exempt: frozenset[str], prefixes: tuple[str, ...]) -> bool:

@@ -25,6 +25,7 @@ from phoenixkit.integrations._asgi_io import (
     MAX_BUFFER,
     ASGIApp,
     Message,
+    RawHeaders,
     Receive,
     Scope,
     Send,
@@ -234,7 +235,10 @@ class ETagMiddleware:
         def transform(status: int, headers: Headers, body: bytes) -> Any:
             return _body.etag_response("GET", request, status, headers, body, weak)
 
-        await _buffered(self.app, scope, receive, send, transform, self.max_size)
+        def plain(status: int, raw: RawHeaders, body: bytes) -> Any:
+            return _body.etag_plain(request, status, raw, body, weak)
+
+        await _buffered(self.app, scope, receive, send, transform, self.max_size, plain=plain)
 
 
 class GZipMiddleware:
@@ -272,7 +276,14 @@ class GZipMiddleware:
         def early(status: int, headers: Headers) -> Headers | None:
             return _body.compress_plan(request, status, headers, self.minimum_size, self.encodings)
 
-        await _buffered(self.app, scope, receive, send, transform, self.max_size, early)
+        def plain_early(status: int, raw: RawHeaders) -> Any:
+            return _body.compress_plan_plain(
+                request, status, raw, self.minimum_size, self.encodings
+            )
+
+        await _buffered(
+            self.app, scope, receive, send, transform, self.max_size, early, plain_early
+        )
 
 
 class ResponseCacheMiddleware:

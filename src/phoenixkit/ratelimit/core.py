@@ -191,6 +191,8 @@ def _period_text(period: float) -> str:
 
 
 # Algorithms ---------------------------------------------------------------------------------
+_new_decision = tuple.__new__
+
 # Each returns the Decision and what to store. Callers validated 1 <= cost <= capacity.
 
 
@@ -202,16 +204,21 @@ def gcra_decide(
     Returns the decision and the new ``tat`` to store (None: store nothing). Keep the new
     ``tat`` until ``tat - now`` seconds have passed; after that it equals a fresh key.
     """
-    interval = rate.period / rate.limit
-    tolerance = rate.capacity * interval
+    limit = rate.limit
+    capacity = limit + rate.burst  # `rate.capacity`, without the property's frame
+    interval = rate.period / limit
+    tolerance = capacity * interval
     base = tat if tat is not None and tat > now else now
     new_tat = base + cost * interval
     allow_at = new_tat - tolerance
     if allow_at <= now + TIME_EPSILON:
         remaining = math.floor((now - allow_at) / interval + _COUNT_EPSILON)
-        return Decision(True, rate.capacity, remaining, new_tat - now, 0.0), new_tat
+        allowed: Decision = _new_decision(
+            Decision, (True, capacity, remaining, new_tat - now, 0.0)
+        )  # `Decision(...)` without its Python-level __new__
+        return allowed, new_tat
     remaining = math.floor((now + tolerance - base) / interval + _COUNT_EPSILON)
-    return Decision(False, rate.capacity, max(0, remaining), base - now, allow_at - now), None
+    return Decision(False, capacity, max(0, remaining), base - now, allow_at - now), None
 
 
 def log_decide(

@@ -190,7 +190,11 @@ class LimiterEngine:
             decision = self._fallback(key, rate, cost, consume)
         else:
             try:
-                decision = await self.store.adecide(skey, rate, cost, consume, self.block_for)
+                store = self.store
+                if store.__class__ is MemoryStore:  # `adecide` is `decide`: no coroutine
+                    decision = store.decide(skey, rate, cost, consume, self.block_for)
+                else:
+                    decision = await store.adecide(skey, rate, cost, consume, self.block_for)
             except guard.errors as exc:
                 guard.failed(exc)
                 decision = self._fallback(key, rate, cost, consume)
@@ -199,6 +203,9 @@ class LimiterEngine:
             else:
                 if guard.degraded:
                     guard.recovered()
+                elif decision[0] and consume:  # the hot path, as in `decide`
+                    self.stats.allowed_hit(key, tier)
+                    return decision
         return self._finish(key, decision, consume, tier)
 
     def _finish(self, key: str, decision: Decision, consume: bool, tier: str | None) -> Decision:

@@ -324,17 +324,24 @@ class RedisStore:
         rated = self._last
         if rated is None or rated.rate is not rate or rated.block_for != block_for:
             rated = self._rated_for(rate, block_for)
-        now = _SERVER_TIME if self.clock is None else self.clock()
-        nkeys = rated.nkeys
-        keys = (key.state, key.block)[:nkeys]
-        args = (rated.arg(now, cost, consume), *rated.ttls)
+        if cost == 1 and self.clock is None:  # packed once per rate, as in `decide`
+            arg = rated.hit if consume else rated.peek
+        else:
+            arg = rated.arg(_SERVER_TIME if self.clock is None else self.clock(), cost, consume)
         client = self.backend.async_client
+        if rated.nkeys == 1:
+            args: tuple[Any, ...] = (self._sha, 1, key.state, arg, *rated.ttls)
+        else:
+            args = (self._sha, 2, key.state, key.block, arg, *rated.ttls)
         try:
-            reply = await client.evalsha(self._sha, nkeys, *keys, *args)
+            reply = await client.evalsha(*args)
         except self._noscript:
-            reply = await client.eval(self._script.text, nkeys, *keys, *args)
+            reply = await client.eval(self._script.text, *args[1:])
         allowed, remaining, reset_after, retry_after = _REPLY.unpack(reply)
-        return Decision(allowed == 1, rated.capacity, int(remaining), reset_after, retry_after)
+        decision: Decision = _new_decision(
+            Decision, (allowed == 1, rated.capacity, int(remaining), reset_after, retry_after)
+        )
+        return decision
 
     def reset(self, key: RedisKey) -> None:
         self.backend.client.delete(key.state, key.block)  # one slot: fine on Cluster
