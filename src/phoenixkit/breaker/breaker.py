@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import pybreaker
 
 from phoenixkit._clock import Clock, monotonic_clock
-from phoenixkit._wrap import wrap_sync_or_async
+from phoenixkit._wrap import wrap_late
 from phoenixkit.breaker._follower import Follower
 from phoenixkit.breaker.core import (
     CLOSED,
@@ -439,9 +439,7 @@ class CircuitBreaker:
 
         ``call`` / ``acall`` are looked up at each call, not at decoration time, so that a
         class-level instrumentation (tracing) done later still sees decorated functions."""
-        return wrap_sync_or_async(
-            fn, lambda f, *a, **k: self.call(f, *a, **k), lambda f, *a, **k: self.acall(f, *a, **k)
-        )
+        return wrap_late(fn, self)
 
     # Events and stats ---------------------------------------------------------------------
 
