@@ -10,6 +10,11 @@ small table ``example_notes`` on the primary, writes a note, reads it back throu
 read-your-writes token (a replica that has replayed the write, else the primary), reads it
 once more without the token (wherever the router sends a plain read) and prints the
 router's status. Needs ``pip install 'phoenixkit[postgres]'``.
+
+``--serve`` serves the same thing as a small web service on 127.0.0.1:8000 instead
+(``POST /notes?body=...``, ``GET /notes/{id}``; needs the ``fastapi`` extra and uvicorn):
+`ReadYourWritesMiddleware` carries the read-your-writes token in a cookie, so a client that
+wrote reads its write on the next request, and everyone else reads from a replica.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from phoenixkit.replicas import ReplicaRouter
+from phoenixkit.replicas.http import ReadYourWritesMiddleware
 
 
 class Base(DeclarativeBase):
@@ -51,6 +58,33 @@ def where(session: sa.orm.Session) -> str:
     )
 
 
+def build_app(router: ReplicaRouter) -> Any:
+    """The web service: FastAPI behind `ReadYourWritesMiddleware`."""
+    from fastapi import FastAPI, HTTPException
+
+    app = FastAPI()
+
+    @app.post("/notes")
+    def add_note(body: str) -> dict[str, int]:
+        with router.session() as s:  # a write: the primary
+            note = Note(body=body)
+            s.add(note)
+            s.flush()
+            note_id = note.id
+            s.commit()  # the middleware puts the new token on the response
+        return {"id": note_id}
+
+    @app.get("/notes/{note_id}")
+    def read_note(note_id: int) -> dict[str, Any]:
+        with router.session() as s:  # starts from the request's token, if any
+            note = s.get(Note, note_id)
+            if note is None:
+                raise HTTPException(404, "no such note (here, yet)")
+            return {"id": note.id, "body": note.body, "served_by": where(s)}
+
+    return ReadYourWritesMiddleware(app, router)
+
+
 def wait_for_schema(primary: sa.Engine, replicas: dict[str, sa.Engine], limit: float) -> None:
     """Wait (up to ``limit`` seconds) until every replica has replayed the primary's WAL up
     to now, so that the table just created exists there: a deployment runs its migrations
@@ -77,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[u for u in os.environ.get("PHOENIXKIT_REPLICA_URLS", "").split(",") if u],
         help="a replica's URL (repeat for more)",
     )
+    parser.add_argument("--serve", action="store_true", help="serve on 127.0.0.1:8000")
     parser.add_argument(
         "--max-lag-seconds", type=float, default=10.0, help="out of rotation beyond this lag"
     )
@@ -93,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             primary, replicas, probe_interval=0.5, max_lag_seconds=args.max_lag_seconds
         ) as router:
             print("in rotation:", ", ".join(router.status().in_rotation) or "none")
+            if args.serve:
+                import uvicorn
+
+                uvicorn.run(build_app(router), host="127.0.0.1", port=8000)
+                return 0
 
             with router.session() as s:  # a write: the primary
                 note = Note(body=f"hello at {time.time():.3f}")

@@ -68,3 +68,52 @@ def test_example_needs_its_urls() -> None:
     )
     assert done.returncode == 2
     assert "give --primary and at least one --replica" in done.stderr
+
+
+def test_the_served_example_reads_its_writes_through_the_cookie(
+    pg_primary: PostgresServer, pg_replica: PostgresServer
+) -> None:
+    import importlib.util
+
+    import httpx
+
+    from phoenixkit.replicas import ReplicaRouter
+    from tests.integrations.servers import serve_asgi
+
+    spec = importlib.util.spec_from_file_location("phoenixkit_example_replicas", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = example
+    spec.loader.exec_module(example)
+
+    if pg_replica.replay_paused():
+        pg_replica.resume_replay()
+    primary = example.engine_for(pg_primary.url)
+    replica = example.engine_for(pg_replica.url)
+    example.Base.metadata.create_all(primary)
+    pg_replica.wait_caught_up()  # the table is on the replica
+    router = ReplicaRouter(primary, {"replica-0": replica}, probe_interval=0.2)
+    pg_replica.pause_replay()
+    try:
+        with (
+            serve_asgi(example.build_app(router)) as url,
+            httpx.Client(base_url=url) as writer,
+            httpx.Client(base_url=url) as stranger,
+        ):
+            made = writer.post("/notes", params={"body": "hello"})
+            assert made.status_code == 200, made.text
+            assert "phoenixkit_lsn" in writer.cookies  # the token, set after the commit
+            note = f"/notes/{made.json()['id']}"
+            mine = writer.get(note)  # carries the cookie: reads its write (on the primary)
+            assert mine.status_code == 200, mine.text
+            assert mine.json()["body"] == "hello"
+            assert mine.json()["served_by"] == "the primary"
+            theirs = stranger.get(note)  # no token: the paused replica, not replayed yet
+            assert theirs.status_code == 404, theirs.text
+        assert router.status().node("replica-0").reads >= 1
+    finally:
+        pg_replica.resume_replay()
+        router.close()
+        primary.dispose()
+        replica.dispose()
