@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
 
             with router.session() as s:  # a write: the primary
-                note = Note(body=f"hello at {time.time():.3f}")
+                note = Note(body=f"hello from process {os.getpid()}")
                 s.add(note)
                 s.commit()
                 note_id, token = note.id, s.token

@@ -10,7 +10,6 @@ import logging.handlers
 import pickle
 import random
 import string
-import time
 import typing
 from collections import namedtuple
 from collections.abc import Callable
@@ -56,25 +55,20 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
 }
 
 
-def _best_time(masker: Masker, text: str) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        masker.mask_text(text)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_adversarial_lines_cost_linear_time(name: str) -> None:
-    """8x the input may cost about 8x the time, never 64x: a ratio, not a wall-clock limit
-    (the floors absorb timer noise on tiny runs)."""
+def test_adversarial_megabyte_lines_finish(name: str) -> None:
+    """A megabyte of each adversarial shape is scanned whole (no cut) and finishes. Linear
+    work takes well under a second here; super-linear work (a regex backtracking over the
+    line) would take hours on 1 MB, so the timeout only guards against that, it is not a
+    speed limit. Speed is measured in benchmarks/bench_masking.py."""
     make = ADVERSARIAL[name]
-    masker = Masker()
-    small, large = make(8_000), make(64_000)
-    assert len(large) <= masker.max_length  # the whole input is scanned, not cut
-    t8, t64 = _best_time(masker, small), _best_time(masker, large)
-    assert max(t64, 0.025) < 20 * max(t8, 0.0025), (name, t8, t64)
+    masker = Masker(max_length=1_100_000)
+    text = make(1_000_000)
+    assert len(text) <= masker.max_length  # the whole input is scanned, not cut
+    out = masker.mask_text(text)
+    assert isinstance(out, str)
+    assert len(out) <= len(text)
 
 
 # A1: pairs in free text -----------------------------------------------------------------------

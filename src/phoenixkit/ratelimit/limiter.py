@@ -36,6 +36,7 @@ class Store(Protocol):
     """What a limiter needs from a store (`MemoryStore`, `RedisStore`)."""
 
     kind: str
+    blocking: bool  # False: `decide` does no I/O, so async callers may call it directly
 
     def key(self, prefix: str, key: str) -> Hashable: ...
 
@@ -184,17 +185,15 @@ class LimiterEngine:
     async def adecide(
         self, key: str, rate: Rate, cost: int, consume: bool, tier: str | None = None
     ) -> Decision:
+        if not self.store.blocking:  # in process: the sync path, without a coroutine
+            return self.decide(key, rate, cost, consume, tier)
         skey = self._key(rate, key, cost)
         guard = self.guard
         if guard.degraded and not guard.use_backend():
             decision = self._fallback(key, rate, cost, consume)
         else:
             try:
-                store = self.store
-                if store.__class__ is MemoryStore:  # `adecide` is `decide`: no coroutine
-                    decision = store.decide(skey, rate, cost, consume, self.block_for)
-                else:
-                    decision = await store.adecide(skey, rate, cost, consume, self.block_for)
+                decision = await self.store.adecide(skey, rate, cost, consume, self.block_for)
             except guard.errors as exc:
                 guard.failed(exc)
                 decision = self._fallback(key, rate, cost, consume)

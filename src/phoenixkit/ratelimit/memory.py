@@ -115,6 +115,7 @@ class MemoryStore:
     """One algorithm over a `MemoryTable`, timed by ``clock``."""
 
     kind = "memory"
+    blocking = False
 
     def __init__(self, algorithm: str, table: MemoryTable, clock: Clock) -> None:
         self.algorithm = algorithm

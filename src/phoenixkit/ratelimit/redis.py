@@ -189,6 +189,7 @@ class RedisStore:
     """
 
     kind = "redis"
+    blocking = True
 
     def __init__(self, algorithm: str, backend: RedisBackend, clock: Clock | None = None) -> None:
         import redis

@@ -23,9 +23,23 @@ from phoenixkit.replicas.policy import (
 from phoenixkit.replicas.status import NodeStatus, RouterStatus
 from phoenixkit.replicas.tokens import decode_token, encode_token
 
-__all__ = ["NodeLike", "RequestToken", "RouterCore", "carried", "pinned"]
+__all__ = ["NodeLike", "RequestToken", "RouterCore", "carried", "named_replicas", "pinned"]
 
 log = logging.getLogger("phoenixkit.replicas")
+
+
+def named_replicas(replicas: Sequence[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Replicas by name: a mapping as given, a sequence as ``replica-0``, ``replica-1``..."""
+    if isinstance(replicas, Mapping):
+        return replicas
+    if isinstance(replicas, (str, bytes)):
+        raise TypeError(
+            "replicas must be a list of URLs, engines or pools (or a mapping of names to them),"
+            f" not one string: {replicas!r}"
+        )
+    return {f"replica-{i}": r for i, r in enumerate(replicas)}
+
+
 _PINNED: contextvars.ContextVar[bool] = contextvars.ContextVar("phoenixkit_replicas_pinned")
 _CARRIED: contextvars.ContextVar[Mapping[RouterCore, RequestToken]] = contextvars.ContextVar(
     "phoenixkit_replicas_carried"

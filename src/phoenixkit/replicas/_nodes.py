@@ -14,7 +14,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is installed in the test venv
     raise MissingDependencyError("sqlalchemy", "postgres", "phoenixkit.replicas") from exc
 
-__all__ = ["Node", "connection_lost", "names", "url_of"]
+__all__ = ["Node", "connection_lost", "url_of"]
 
 _GENERATION = "phoenixkit_replicas_generation"
 
@@ -124,12 +124,6 @@ class Node:
             return "0/0"
         with self.probe_engine.connect() as conn:
             return str(conn.exec_driver_sql(PRIMARY_PROBE_SQL).scalar())
-
-
-def names(replicas: Sequence[str | Any]) -> dict[str, str | Any]:
-    if isinstance(replicas, (str, bytes)):
-        raise TypeError("replicas must be a list of URLs or engines, not one string")
-    return {f"replica-{i}": r for i, r in enumerate(replicas)}
 
 
 def connection_lost(exc: Any) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from phoenixkit._backends import redact_url
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit.errors import MissingDependencyError
-from phoenixkit.replicas._core import RouterCore, carried, pinned
+from phoenixkit.replicas._core import RouterCore, carried, named_replicas, pinned
 from phoenixkit.replicas.health import PRIMARY_PROBE_SQL, REPLAY_SQL, REPLICA_PROBE_SQL
 from phoenixkit.replicas.policy import PRIMARY, PolicyConfig, Strategy, parse_lsn
 from phoenixkit.replicas.tokens import decode_token, encode_token
@@ -112,9 +112,7 @@ class PsycopgRouter(RouterCore):
         check_replay: bool = True,
         pool_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(replicas, (str, bytes)):
-            raise TypeError("replicas must be a list of conninfo strings or pools, not one")
-        named = replicas if isinstance(replicas, Mapping) else _numbered(replicas)
+        named = named_replicas(replicas)
         config = PolicyConfig(
             strategy=strategy,
             weights=dict(weights or {}),
@@ -187,10 +185,6 @@ class PsycopgRouter(RouterCore):
         if request is not None:
             request.advance(lsn)
         return encode_token(lsn, key=self.token_key)
-
-
-def _numbered(replicas: Sequence[str | Any]) -> dict[str, str | Any]:
-    return {f"replica-{i}": r for i, r in enumerate(replicas)}
 
 
 def _connection_lost(exc: Any) -> bool:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 from phoenixkit._clock import Clock, monotonic_clock
 from phoenixkit.errors import MissingDependencyError
 from phoenixkit.replicas._classify import is_read
-from phoenixkit.replicas._core import _CARRIED, RequestToken, RouterCore
-from phoenixkit.replicas._nodes import Node, connection_lost, names, url_of
+from phoenixkit.replicas._core import _CARRIED, RequestToken, RouterCore, named_replicas
+from phoenixkit.replicas._nodes import Node, connection_lost, url_of
 from phoenixkit.replicas.policy import (
     PRIMARY,
     PolicyConfig,
@@ -194,7 +194,7 @@ class ReplicaRouter(RouterCore):
         check_replay: bool = True,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
-        named = replicas if isinstance(replicas, Mapping) else names(replicas)
+        named = named_replicas(replicas)
         config = PolicyConfig(
             strategy=strategy,
             weights=dict(weights or {}),
